@@ -1,0 +1,49 @@
+# tumornb: the two commands are `make book` and `make test`.
+# Both create the project-local environment (.venv) first when it is missing or stale.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PROFILE ?= default
+RUN_DIR ?= runs/$(PROFILE)
+
+.PHONY: help venv book run test test-fast lint format clean
+
+help:
+	@echo "make book   set up $(VENV), run every chapter on the phantom data (profile $(PROFILE)), build _build/html"
+	@echo "make test   set up $(VENV) and run the whole test suite"
+	@echo "make lint   ruff check and format check"
+
+# The stamp is newer than pyproject.toml once the install has finished; an interrupted
+# install leaves no stamp, so the next make installs again.
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+run: venv
+	$(BIN)/tumornb run --profile $(PROFILE) --run-dir $(RUN_DIR)
+
+book: run
+	$(BIN)/tumornb book --run-dir $(RUN_DIR) --out .
+	@echo "open _build/html/index.html"
+
+test: venv
+	$(BIN)/python -m pytest
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: venv
+	$(BIN)/ruff check tumornb tests benchmarks
+	$(BIN)/ruff format --check tumornb tests benchmarks
+
+format: venv
+	$(BIN)/ruff format tumornb tests benchmarks
+	$(BIN)/ruff check --fix tumornb tests benchmarks
+
+clean:
+	rm -rf _build runs/smoke runs/default .pytest_cache

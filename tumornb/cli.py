@@ -1,0 +1,110 @@
+"""The ``tumornb`` command: ``run``, ``book``, ``phantom`` and ``audit``.
+
+Examples
+--------
+Run every chapter on the embedded phantom data, then render the book::
+
+    tumornb run --profile default --run-dir runs/default
+    tumornb book --run-dir runs/default
+
+On a Kaggle download::
+
+    tumornb run --data-dir ~/data/brain-mri --profile default --run-dir runs/my-run
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tumornb.profiles import PROFILES, parse_override
+
+__all__ = ["main"]
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tumornb", description="Brain-tumour MRI classification as a reproducible book.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="execute the chapter notebooks with papermill")
+    run.add_argument("--data-dir", help="folder-per-class dataset (Training/ and Testing/); default: embedded phantom data")
+    run.add_argument("--profile", choices=list(PROFILES), default="default", help="how much work to do (default: %(default)s)")
+    run.add_argument("--run-dir", default="runs/default", help="where results go (default: %(default)s)")
+    run.add_argument("--only", help="comma-separated chapters to run, e.g. 01_eda,03_cnn or 01,03")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="override a notebook parameter (repeatable)")
+    run.add_argument("--no-progress", action="store_true", help="hide the per-cell progress bar")
+
+    book = commands.add_parser("book", help="render a run's executed notebooks as an HTML book")
+    book.add_argument("--run-dir", default="runs/default", help="the run to render (default: %(default)s)")
+    book.add_argument("--out", help="the HTML goes to OUT/_build/html (default: the run directory)")
+
+    phantom = commands.add_parser("phantom", help="write the synthetic brain-MRI dataset in the Kaggle layout")
+    phantom.add_argument("out_dir", help="an empty or new folder")
+    phantom.add_argument("--train-per-class", type=int, default=300)
+    phantom.add_argument("--test-per-class", type=int, default=75)
+    phantom.add_argument("--seed", type=int, default=0)
+
+    audit = commands.add_parser("audit", help="write the manifest of a dataset and print its audit")
+    audit.add_argument("data_dir")
+    audit.add_argument("--run-dir", default="runs/audit", help="where manifest.csv goes (default: %(default)s)")
+    audit.add_argument("--image-size", type=int, default=128)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    from tumornb.runner import run_chapters
+
+    overrides = dict(parse_override(item) for item in args.param)
+    only = args.only.split(",") if args.only else None
+    run_chapters(args.run_dir, profile=args.profile, data_dir=args.data_dir, only=only,
+                 overrides=overrides, progress=not args.no_progress)  # fmt: skip
+
+
+def _book(args: argparse.Namespace) -> None:
+    from tumornb.book import build_book
+
+    index = build_book(args.run_dir, out_dir=args.out)
+    print(f"book written: {index}")
+
+
+def _phantom(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from tumornb.phantom import write_phantom_dataset
+
+    info = write_phantom_dataset(args.out_dir, n_train_per_class=args.train_per_class,
+                                 n_test_per_class=args.test_per_class, seed=args.seed, progress=tqdm)  # fmt: skip
+    total = sum(sum(c.values()) for c in info["counts"].values())
+    print(f"wrote {total} phantom images to {args.out_dir} (seed {args.seed})")
+
+
+def _audit(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from tumornb.audit import audit_dataset, format_audit
+
+    summary = audit_dataset(args.data_dir, args.run_dir, image_size=args.image_size, progress=tqdm)
+    print(format_audit(summary))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tumornb`` console script; returns the exit status."""
+    from tumornb.data import DatasetError
+    from tumornb.runner import ChapterFailed
+
+    args = _build_parser().parse_args(argv)
+    handlers = {"run": _run, "book": _book, "phantom": _phantom, "audit": _audit}
+    try:
+        handlers[args.command](args)
+    except (DatasetError, ChapterFailed, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as exc:
+        print(f"tumornb {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"tumornb {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The run directory: one place that names every artifact a chapter reads or writes.
+
+Chapters hand data to each other through files in a run directory, never
+through notebook globals. Its layout::
+
+    RUN_DIR/
+      data/                 embedded phantom dataset, when no --data-dir is given
+      manifest.csv          01_eda: one row per file found
+      eda_summary.json      01_eda: counts, duplicates, leakage
+      cache/                decoded image arrays keyed by manifest and image size
+      notebooks/            executed notebooks (papermill output)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["RunDir", "atomic_path"]
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one run directory.
+
+    Parameters
+    ----------
+    root : path-like
+        The run directory; created on first use by the writers, not here.
+    """
+
+    root: Path
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        object.__setattr__(self, "root", Path(root).expanduser().resolve())
+
+    @property
+    def phantom_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.csv"
+
+    @property
+    def eda_summary(self) -> Path:
+        return self.root / "eda_summary.json"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def notebooks_dir(self) -> Path:
+        return self.root / "notebooks"
+
+    @property
+    def run_info(self) -> Path:
+        return self.root / "run.json"
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path that replaces ``target`` only if the block succeeds.
+
+    An interrupted writer leaves at most a stray ``.tmp`` file, never a
+    half-written ``target`` that a later run would trust.
+
+    Examples
+    --------
+    >>> with atomic_path(run_dir / "manifest.csv") as tmp:  # doctest: +SKIP
+    ...     frame.to_csv(tmp, index=False)
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)

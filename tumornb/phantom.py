@@ -1,0 +1,391 @@
+"""Embedded default data: a synthetic brain-MRI dataset in the Kaggle layout.
+
+There is no network at run time, so the book's default data is drawn here,
+deterministically from a seed. Each image is a 2-D "slice" with anatomically
+motivated content:
+
+* scalp (bright fat), skull (dark cortical bone) and brain;
+* a grey-matter ribbon with gyri and sulci around white matter, ventricles
+  (axial and coronal views) or cerebellum, brainstem and corpus callosum
+  (sagittal view);
+* T1, contrast-enhanced T1 and T2 weighting, which change every tissue's
+  brightness (CSF is dark on T1, bright on T2), as in the public datasets;
+* class-specific lesions -- glioma: irregular intra-axial mass with a necrotic
+  core and surrounding oedema; meningioma: well-circumscribed extra-axial mass
+  against the skull; pituitary: small midline mass at the skull base;
+  notumor: none -- with sizes and contrasts that range from obvious to subtle;
+* small bright vessels in every class, a smooth intensity inhomogeneity (bias
+  field) and Rician scanner noise.
+
+Each lesion's binary mask is written under ``masks/`` (outside the class
+folders, so loaders never mistake a mask for a scan); chapter 05 uses them to
+check whether the classifier looks at the lesion.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tumornb.labels import CLASS_NAMES
+
+__all__ = ["PhantomSlice", "make_slice", "write_phantom_dataset"]
+
+_RENDER_SIDE = 128
+
+VIEWS = ("axial", "coronal", "sagittal")
+SEQUENCES = ("T1", "T1c", "T2")
+SPLIT_FOLDERS = {"train": "Training", "test": "Testing"}
+_FILE_PREFIX = {"train": "Tr", "test": "Te"}
+
+# Relative tissue brightness per MRI weighting (0 = air, 1 = brightest).
+_TISSUE = {
+    #         scalp skull  csf   gm    wm   vessel necrosis mass  rim  oedema  extra pit
+    "T1": dict(scalp=0.85, skull=0.06, csf=0.12, gm=0.42, wm=0.62, vessel=0.75,
+               necrosis=0.12, mass=0.30, rim=0.40, oedema=0.30, extra=0.48, pit=0.52),
+    "T1c": dict(scalp=0.85, skull=0.06, csf=0.12, gm=0.42, wm=0.62, vessel=0.90,
+                necrosis=0.14, mass=0.35, rim=0.92, oedema=0.30, extra=0.90, pit=0.85),
+    "T2": dict(scalp=0.55, skull=0.05, csf=0.95, gm=0.55, wm=0.36, vessel=0.10,
+               necrosis=0.95, mass=0.78, rim=0.62, oedema=0.78, extra=0.62, pit=0.64),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PhantomSlice:
+    """One synthetic slice.
+
+    Attributes
+    ----------
+    image : ndarray of shape (height, width), uint8
+        The grey-level image.
+    mask : ndarray of shape (height, width), bool
+        Lesion pixels; all ``False`` for ``notumor``.
+    brain : ndarray of shape (height, width), bool
+        Brain pixels, so the chance level of "is a point in the lesion" is
+        ``mask.sum() / brain.sum()``.
+    view, sequence : str
+        The simulated orientation and MRI weighting.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    brain: np.ndarray
+    view: str
+    sequence: str
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
+    """Zero-mean, unit-scale random field smooth on the scale of ``1/cells`` of the image."""
+    coarse = rng.standard_normal((cells, cells)).astype(np.float32)
+    return cv2.resize(coarse, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+
+
+def _inside(distance: np.ndarray, edge: float | np.ndarray, softness: float) -> np.ndarray:
+    """Soft indicator of ``distance < edge`` with a ramp of width ``softness``."""
+    return np.clip((edge - distance) / softness + 0.5, 0.0, 1.0)
+
+
+def _ellipse_distance(x, y, cx, cy, ax, ay):
+    return np.sqrt(((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2)
+
+
+def _blend(image: np.ndarray, weight: np.ndarray, value: float | np.ndarray) -> np.ndarray:
+    return image + weight * (value - image)
+
+
+def _place_lesion(label, rng, view, brain_ax, brain_ay, brain_cy):
+    """Centre and radius of a lesion, in the head's coordinate frame."""
+    if label == "glioma":
+        radius = rng.uniform(0.08, 0.24)
+        angle = rng.uniform(0, 2 * np.pi)
+        reach = rng.uniform(0.15, 0.62)  # intra-axial: well inside the brain
+        return (reach * brain_ax * np.cos(angle), brain_cy + reach * brain_ay * np.sin(angle)), radius
+    if label == "meningioma":
+        radius = rng.uniform(0.07, 0.18)
+        angle = rng.uniform(0, 2 * np.pi)
+        if view != "axial":  # convexity or falx, not the skull base
+            angle = rng.uniform(np.pi * 1.05, np.pi * 1.95)
+        # extra-axial: centred just inside the inner table of the skull
+        reach = 1.0 - 0.55 * radius / min(brain_ax, brain_ay)
+        return (reach * brain_ax * np.cos(angle), brain_cy + reach * brain_ay * np.sin(angle)), radius
+    # pituitary: small, midline, at the skull base
+    radius = rng.uniform(0.035, 0.085)
+    base = {"axial": 0.15, "coronal": 0.62, "sagittal": 0.55}[view]
+    return (rng.normal(0.0, 0.02) + (0.08 if view == "sagittal" else 0.0),
+            brain_cy + base * brain_ay + rng.normal(0, 0.03)), radius  # fmt: skip
+
+
+def make_slice(
+    label: str,
+    *,
+    rng: np.random.Generator,
+    height: int = 256,
+    width: int = 256,
+    view: str | None = None,
+    sequence: str | None = None,
+) -> PhantomSlice:
+    """Draw one synthetic brain-MRI slice of class ``label``.
+
+    Parameters
+    ----------
+    label : {"glioma", "meningioma", "notumor", "pituitary"}
+        The class to draw.
+    rng : numpy.random.Generator
+        Source of all randomness; the same generator state gives the same slice.
+    height, width : int, default=256
+        Output size in pixels.
+    view : {"axial", "coronal", "sagittal"}, optional
+        Orientation; drawn at random when omitted.
+    sequence : {"T1", "T1c", "T2"}, optional
+        MRI weighting; drawn at random when omitted.
+
+    Returns
+    -------
+    PhantomSlice
+    """
+    if label not in CLASS_NAMES:
+        raise ValueError(f"label must be one of {CLASS_NAMES}, got {label!r}")
+    view = view or VIEWS[rng.integers(len(VIEWS))]
+    sequence = sequence or SEQUENCES[rng.integers(len(SEQUENCES))]
+    tissue = _TISSUE[sequence]
+    # Anatomy is drawn on a grid of at most _RENDER_SIDE pixels on the short side and
+    # resized; only noise is added at full size. Keeps a 512x512 slice cheap.
+    zoom = min(1.0, _RENDER_SIDE / min(height, width))
+    out_shape = (height, width)
+    height, width = max(1, round(height * zoom)), max(1, round(width * zoom))
+    shape = (height, width)
+
+    # Pixel grid in head coordinates: unit ~ half the shorter side; random pose.
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    half = min(height, width) / 2
+    px = 1.0 / half  # one pixel, in head units: edge softness
+    xx, yy = (xx - width / 2 + 0.5) / half, (yy - height / 2 + 0.5) / half
+    theta = rng.normal(0, 0.12)
+    scale = rng.uniform(0.8, 0.97)
+    dx, dy = rng.normal(0, 0.04, size=2)
+    x = (np.cos(theta) * xx + np.sin(theta) * yy) / scale - dx
+    y = (-np.sin(theta) * xx + np.cos(theta) * yy) / scale - dy
+
+    # Head outline by view: axial is taller than wide, sagittal wider than tall.
+    head_ax, head_ay = {
+        "axial": (rng.uniform(0.74, 0.84), rng.uniform(0.9, 0.98)),
+        "coronal": (rng.uniform(0.8, 0.9), rng.uniform(0.84, 0.94)),
+        "sagittal": (rng.uniform(0.9, 0.98), rng.uniform(0.78, 0.88)),
+    }[view]
+    head = _ellipse_distance(x, y, 0, 0, head_ax, head_ay)
+    scalp_t, skull_t = rng.uniform(0.05, 0.08), rng.uniform(0.04, 0.07)
+    brain_ax, brain_ay = head_ax - scalp_t - skull_t, head_ay - scalp_t - skull_t
+    brain_cy = 0.0
+    brain_d = _ellipse_distance(x, y, 0, brain_cy, brain_ax, brain_ay)
+    angle = np.arctan2(y - brain_cy, x)
+
+    image = tissue["scalp"] * _inside(head, 1.0, px * 2)
+    image = _blend(image, _inside(head, 1.0 - scalp_t / head_ax, px * 2), tissue["skull"])
+    brain_w = _inside(brain_d, 1.0, px * 2)
+
+    # Cortex: a grey-matter ribbon whose inner edge folds into gyri, sulci of CSF.
+    phases = rng.uniform(0, 2 * np.pi, size=3)
+    folds = rng.integers(9, 15)
+    gyri = (0.05 * np.sin(folds * angle + phases[0]) + 0.03 * np.sin(2.3 * folds * angle + phases[1])
+            + 0.03 * _smooth_noise(rng, shape, 6))  # fmt: skip
+    wm_edge = rng.uniform(0.7, 0.8) + gyri
+    texture = 0.03 * _smooth_noise(rng, shape, 24)
+    brain_img = tissue["gm"] + texture
+    brain_img = _blend(brain_img, _inside(brain_d, wm_edge, px * 3 / brain_ax), tissue["wm"] + texture)
+    sulci = (np.cos(folds * angle + phases[2]) > 0.93) & (brain_d > wm_edge + 0.05)
+    brain_img = _blend(brain_img, cv2.GaussianBlur(sulci.astype(np.float32), (0, 0), 1.0), tissue["csf"])
+
+    if view in ("axial", "coronal"):
+        # Lateral ventricles: two CSF lobes either side of the midline.
+        v_size = rng.uniform(0.6, 1.4)
+        for side in (-1, 1):
+            vx, vy = side * rng.uniform(0.07, 0.11), brain_cy + rng.uniform(-0.12, 0.04)
+            lobe = _ellipse_distance(x, y, vx, vy, 0.06 * v_size, (0.26 if view == "axial" else 0.12) * v_size)
+            brain_img = _blend(brain_img, _inside(lobe, 1.0, 0.15), tissue["csf"])
+    else:
+        # Corpus callosum arc, brainstem and cerebellum.
+        cc = _ellipse_distance(x, y, 0.05, brain_cy - 0.02, 0.42, 0.2)
+        brain_img = _blend(brain_img, _inside(np.abs(cc - 1.0), 0.12, 0.05) * (y < brain_cy), tissue["wm"])
+        stem = _ellipse_distance(x, y, 0.12, brain_cy + 0.62 * brain_ay, 0.09, 0.3)
+        brain_img = _blend(brain_img, _inside(stem, 1.0, 0.1), tissue["wm"] * 0.9 + tissue["gm"] * 0.1)
+        cereb = _ellipse_distance(x, y, -0.42 * brain_ax, brain_cy + 0.5 * brain_ay, 0.28, 0.2)
+        folia = 0.5 + 0.5 * np.sin(40 * y + 8 * x)
+        brain_img = _blend(brain_img, _inside(cereb, 1.0, 0.08), tissue["gm"] + 0.12 * folia * (tissue["wm"] - tissue["gm"]))
+
+    # Vessels: small bright dots in every class, so brightness alone is no label.
+    for _ in range(rng.integers(2, 7)):
+        r, a = rng.uniform(0.1, 0.85), rng.uniform(0, 2 * np.pi)
+        dot = _ellipse_distance(x, y, r * brain_ax * np.cos(a), brain_cy + r * brain_ay * np.sin(a), 0.02, 0.02)
+        brain_img = _blend(brain_img, _inside(dot, 1.0, 0.5) * rng.uniform(0.3, 0.8), tissue["vessel"])
+
+    mask = np.zeros(shape, dtype=bool)
+    if label != "notumor":
+        (cx, cy), radius = _place_lesion(label, rng, view, brain_ax, brain_ay, brain_cy)
+        strength = rng.uniform(0.35, 1.0)  # from subtle to obvious
+        d = _ellipse_distance(x, y, cx, cy, radius, radius * rng.uniform(0.75, 1.25))
+        if label == "glioma":
+            edge = 1.0 + 0.25 * _smooth_noise(rng, shape, 10) + 0.12 * np.sin(5 * np.arctan2(y - cy, x - cx) + rng.uniform(0, 6))
+            oedema = _inside(d, edge + rng.uniform(0.5, 1.2), 0.5) * brain_w
+            brain_img = _blend(brain_img, strength * oedema, tissue["oedema"])
+            lesion = _inside(d, edge, px * 2 / radius)
+            core = 0.5 + 0.5 * np.clip(1 - d / np.maximum(edge, 0.1), 0, 1)
+            value = tissue["rim"] + (tissue["mass"] - tissue["rim"]) * core
+            necrotic = _inside(d, edge * rng.uniform(0.0, 0.55), 0.2)
+            value = _blend(value, necrotic, tissue["necrosis"]) + 0.05 * _smooth_noise(rng, shape, 30)
+        elif label == "meningioma":
+            lesion = _inside(d, 1.0, px * 2 / radius)
+            value = tissue["extra"] + 0.02 * _smooth_noise(rng, shape, 20)
+        else:
+            lesion = _inside(d, 1.0, px * 2 / radius)
+            value = tissue["pit"] + 0.03 * _smooth_noise(rng, shape, 20)
+        if label != "meningioma":
+            lesion = lesion * brain_w
+        brain_img = _blend(brain_img, strength * lesion, value)
+        mask = lesion > 0.5
+        brain_w = np.maximum(brain_w, lesion)  # extra-axial masses belong to the "brain" area
+
+    image = _blend(image, brain_w, brain_img).astype(np.float32)
+    # Scanner physics: slight blur, multiplicative bias field, Rician noise.
+    image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 1.0))
+    image *= 1.0 + rng.uniform(0.05, 0.2) * _smooth_noise(rng, shape, 3)
+    if out_shape != shape:
+        size = (out_shape[1], out_shape[0])
+        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+        brain_w = cv2.resize(brain_w.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+        shape = out_shape
+    sigma = rng.uniform(0.015, 0.05)
+    # Rician: the magnitude of a complex signal with Gaussian noise in both channels.
+    # OpenCV's generator, reseeded from ``rng``, is several times faster than numpy's here.
+    real, imag = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    cv2.setRNGSeed(int(rng.integers(2**31)))
+    cv2.randn(real, 0.0, sigma)
+    cv2.randn(imag, 0.0, sigma)
+    noisy = cv2.magnitude(image + real, imag)
+    gain = 255.0 * rng.uniform(0.85, 1.0) / max(float(image.max()) + 2 * sigma, 1e-6)
+    pixels = cv2.convertScaleAbs(noisy, alpha=gain)  # scales, rounds and saturates to uint8
+    return PhantomSlice(pixels, mask, brain_w > 0.5, view, sequence)
+
+
+def _image_size(rng: np.random.Generator, size_range: tuple[int, int]) -> tuple[int, int]:
+    side = int(rng.integers(size_range[0], size_range[1] + 1))
+    if rng.random() < 0.25:  # some downloads are not square
+        return side, int(side * rng.uniform(0.8, 1.25))
+    return side, side
+
+
+def write_phantom_dataset(
+    out_dir: str | os.PathLike[str],
+    *,
+    n_train_per_class: int = 300,
+    n_test_per_class: int = 75,
+    seed: int = 0,
+    size_range: tuple[int, int] = (160, 288),
+    rgb_fraction: float = 0.05,
+    png_fraction: float = 0.05,
+    n_jobs: int | None = None,
+    progress: Callable | None = None,
+) -> dict:
+    """Write a phantom dataset in the Kaggle layout, deterministically from ``seed``.
+
+    Layout::
+
+        out_dir/Training/<class>/Tr-<cl>_0000.jpg   scans, one folder per class
+        out_dir/Testing/<class>/Te-<cl>_0000.jpg
+        out_dir/masks/<Split>/<class>/<stem>.png    lesion masks (not for notumor)
+        out_dir/phantom.json                        parameters and counts
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Destination; must not already contain a dataset other than a phantom
+        written with the same parameters (which is then reused as it is).
+    n_train_per_class, n_test_per_class : int
+        Images per class in each split.
+    seed : int, default=0
+        Every image is a pure function of ``(seed, split, class, index)``.
+    size_range : (int, int)
+        Smallest and largest image side in pixels.
+    rgb_fraction, png_fraction : float
+        Share of scans saved as 3-channel JPEG and as PNG, as real downloads have.
+    n_jobs : int, optional
+        Worker threads; defaults to the number of CPU cores.
+    progress : callable, optional
+        Wrapper for an iterable, e.g. ``tqdm.tqdm``, to show progress.
+
+    Returns
+    -------
+    dict
+        The contents of ``phantom.json``.
+    """
+    out_dir = Path(out_dir)
+    params = dict(n_train_per_class=n_train_per_class, n_test_per_class=n_test_per_class, seed=seed,
+                  size_range=list(size_range), rgb_fraction=rgb_fraction, png_fraction=png_fraction)  # fmt: skip
+    stamp = out_dir / "phantom.json"
+    if stamp.exists():
+        info = json.loads(stamp.read_text())
+        if info.get("params") == params:
+            return info
+        raise FileExistsError(
+            f"{out_dir} already holds a phantom dataset with other parameters; "
+            "choose an empty directory or delete it first."
+        )
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir} is not empty; the phantom writer only fills an empty directory.")
+
+    jobs = [(split, label, i) for split, n in (("train", n_train_per_class), ("test", n_test_per_class))
+            for label in CLASS_NAMES for i in range(n)]  # fmt: skip
+
+    for folder in SPLIT_FOLDERS.values():
+        for label in CLASS_NAMES:
+            (out_dir / folder / label).mkdir(parents=True, exist_ok=True)
+            if label != "notumor":
+                (out_dir / "masks" / folder / label).mkdir(parents=True, exist_ok=True)
+    # Processes, not threads: drawing is many small numpy calls that hold the GIL.
+    with ProcessPoolExecutor(n_jobs or os.cpu_count() or 1) as pool:
+        results = pool.map(partial(_write_one, out_dir, seed, params), jobs, chunksize=16)
+        for _ in progress(results, total=len(jobs), desc="phantom") if progress else results:
+            pass
+
+    info = {"generator": "tumornb.phantom", "params": params, "classes": list(CLASS_NAMES),
+            "counts": {s: {c: n for c in CLASS_NAMES} for s, n in
+                       (("train", n_train_per_class), ("test", n_test_per_class))}}  # fmt: skip
+    tmp = stamp.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, stamp)  # the stamp is written last: its presence means "complete"
+    return info
+
+
+def _write_one(out_dir: Path, seed: int, params: dict, job: tuple[str, str, int]) -> str:
+    """Draw and save one scan (and its mask); a pure function of ``seed`` and ``job``."""
+    split, label, index = job
+    rng = np.random.default_rng([seed, list(SPLIT_FOLDERS).index(split), CLASS_NAMES.index(label), index])
+    height, width = _image_size(rng, params["size_range"])
+    sl = make_slice(label, rng=rng, height=height, width=width)
+    stem = f"{_FILE_PREFIX[split]}-{label[:2]}_{index:04d}"
+    folder = SPLIT_FOLDERS[split]
+    pixels, ext = sl.image, ".jpg"
+    if rng.random() < params["rgb_fraction"]:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
+    if rng.random() < params["png_fraction"]:
+        ext = ".png"
+    _write_image(out_dir / folder / label / f"{stem}{ext}", pixels)
+    if label != "notumor":
+        _write_image(out_dir / "masks" / folder / label / f"{stem}.png", sl.mask.astype(np.uint8) * 255)
+    return label
+
+
+def _write_image(path: Path, pixels: np.ndarray) -> None:
+    params = [cv2.IMWRITE_JPEG_QUALITY, 92] if path.suffix == ".jpg" else []
+    ok, buf = cv2.imencode(path.suffix, pixels, params)
+    if not ok:
+        raise OSError(f"could not encode {path}")
+    path.write_bytes(buf.tobytes())

@@ -1,0 +1,172 @@
+"""Figures for the chapters: Altair where a reader wants to hover and zoom,
+matplotlib/seaborn where a static figure reads better.
+
+Every matplotlib function takes ``ax=None`` (or returns a new figure) so the
+notebooks can compose them; every Altair function returns a chart.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from tumornb.labels import CLASS_NAMES
+
+__all__ = [
+    "class_counts_chart",
+    "embedding_chart",
+    "image_grid",
+    "image_pairs",
+    "intensity_histograms",
+    "mean_images",
+    "size_chart",
+]
+
+_PALETTE = dict(zip(CLASS_NAMES, ("#4c72b0", "#dd8452", "#55a868", "#c44e52"), strict=True))
+
+
+def _class_scale(labels) -> alt.Scale:
+    names = [n for n in CLASS_NAMES if n in set(labels)] + sorted(set(labels) - set(CLASS_NAMES))
+    return alt.Scale(domain=names, range=[_PALETTE.get(n, "#8c8c8c") for n in names])
+
+
+def class_counts_chart(manifest: pd.DataFrame) -> alt.Chart:
+    """Bar chart of usable images per class, one panel per split."""
+    usable = manifest[manifest["error"] == ""]
+    counts = usable.groupby(["split", "label"]).size().rename("images").reset_index()
+    return (
+        alt.Chart(counts)
+        .mark_bar()
+        .encode(
+            x=alt.X("label:N", title=None),
+            y=alt.Y("images:Q", title="images"),
+            color=alt.Color("label:N", scale=_class_scale(counts["label"]), legend=None),
+            column=alt.Column("split:N", title=None, sort=["train", "test"]),
+            tooltip=["split", "label", "images"],
+        )
+        .properties(width=220, height=200, title="Images per class")
+    )
+
+
+def size_chart(manifest: pd.DataFrame) -> alt.Chart:
+    """Stored image sizes (width x height), sized by how many files share each."""
+    usable = manifest[manifest["error"] == ""]
+    sizes = usable.groupby(["width", "height", "mode"]).size().rename("files").reset_index()
+    return (
+        alt.Chart(sizes)
+        .mark_circle(opacity=0.7)
+        .encode(
+            x=alt.X("width:Q", title="width (px)"),
+            y=alt.Y("height:Q", title="height (px)"),
+            size=alt.Size("files:Q", title="files"),
+            color=alt.Color("mode:N", title="mode"),
+            tooltip=["width", "height", "mode", "files"],
+        )
+        .properties(width=360, height=280, title="Image sizes and colour modes")
+        .interactive()
+    )
+
+
+def embedding_chart(coords: np.ndarray, labels, splits, paths) -> alt.Chart:
+    """Scatter of a 2-D embedding, coloured by class; hover shows the file."""
+    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "label": list(labels),
+                          "split": list(splits), "file": [str(p).rsplit("/", 1)[-1] for p in paths]})  # fmt: skip
+    return (
+        alt.Chart(frame)
+        .mark_circle(size=18, opacity=0.7)
+        .encode(
+            x=alt.X("x:Q", axis=None),
+            y=alt.Y("y:Q", axis=None),
+            color=alt.Color("label:N", scale=_class_scale(frame["label"]), title="class"),
+            shape=alt.Shape("split:N", title="split"),
+            tooltip=["file", "label", "split"],
+        )
+        .properties(width=460, height=400, title="t-SNE map of the images")
+        .interactive()
+    )
+
+
+def intensity_histograms(images: np.ndarray, labels, *, ax=None):
+    """Per-class histogram of pixel intensities (density), the background excluded.
+
+    Pixels darker than 10/255 are air outside the head; including them would
+    hide every other difference behind one spike at zero.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    labels = np.asarray(labels)
+    levels = np.arange(256)
+    for label in [n for n in CLASS_NAMES if n in labels] + sorted(set(labels) - set(CLASS_NAMES)):
+        counts = np.bincount(images[labels == label].ravel(), minlength=256).astype(float)
+        counts[:10] = 0
+        ax.step(levels, counts / counts.sum(), where="mid", color=_PALETTE.get(label), label=label, lw=1.2)
+    ax.set(xlabel="intensity (0-255)", ylabel="share of pixels", xlim=(0, 255),
+           title="Pixel intensities by class (background excluded)")  # fmt: skip
+    ax.legend(title="class")
+    return ax
+
+
+def mean_images(images: np.ndarray, labels, *, axes=None):
+    """The mean image of each class, on one shared grey scale."""
+    labels = np.asarray(labels)
+    names = [n for n in CLASS_NAMES if n in labels] + sorted(set(labels) - set(CLASS_NAMES))
+    if axes is None:
+        _, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.8))
+    axes = np.atleast_1d(axes)
+    means = [images[labels == name].mean(axis=0) for name in names]
+    vmax = max(float(m.max()) for m in means)
+    for ax, name, mean in zip(axes, names, means, strict=True):
+        ax.imshow(mean, cmap="gray", vmin=0, vmax=vmax)
+        ax.set_title(f"{name} (n={int((labels == name).sum())})", fontsize=9)
+        ax.axis("off")
+    axes[0].figure.suptitle("Mean image per class")
+    return axes
+
+
+def image_grid(images: np.ndarray, labels, *, per_class: int = 6, seed: int = 0, titles=None):
+    """A grid with ``per_class`` random images of each class in one row each.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    labels = np.asarray(labels)
+    names = [n for n in CLASS_NAMES if n in labels] + sorted(set(labels) - set(CLASS_NAMES))
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(len(names), per_class, figsize=(1.6 * per_class, 1.7 * len(names)), squeeze=False)
+    for row, name in zip(axes, names, strict=True):
+        members = np.flatnonzero(labels == name)
+        chosen = rng.choice(members, size=min(per_class, len(members)), replace=False)
+        for col, ax in enumerate(row):
+            ax.axis("off")
+            if col < len(chosen):
+                ax.imshow(images[chosen[col]], cmap="gray", vmin=0, vmax=255)
+                if titles is not None:
+                    ax.set_title(str(titles[chosen[col]]), fontsize=7)
+        row[0].text(-0.08, 0.5, name, transform=row[0].transAxes, rotation=90, va="center", ha="right")
+    fig.tight_layout()
+    return fig
+
+
+def image_pairs(left: np.ndarray, right: np.ndarray, *, captions=None, max_pairs: int = 6):
+    """Pairs of images side by side (e.g. a test image above its training duplicate).
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        ``None`` when there is nothing to show.
+    """
+    n = min(len(left), max_pairs)
+    if n == 0:
+        return None
+    fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.0), squeeze=False)
+    for k in range(n):
+        for row, image in enumerate((left[k], right[k])):
+            axes[row, k].imshow(image, cmap="gray", vmin=0, vmax=255)
+            axes[row, k].axis("off")
+        if captions is not None:
+            axes[0, k].set_title(captions[k], fontsize=7)
+    fig.tight_layout()
+    return fig

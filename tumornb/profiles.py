@@ -1,0 +1,74 @@
+"""Profiles: how much work a run does.
+
+A profile is a dictionary of notebook parameters. Each chapter receives the
+ones its ``parameters`` cell declares; ``-p key=value`` overrides any of them.
+
+========  ==============================================================
+smoke     CI: the whole book in a few minutes on 2 CPU cores
+default   the README's main command: a meaningful result on the embedded
+          phantom data in about 15 minutes on 2 CPU cores
+full      real data at full size: hours on a CPU, minutes on a GPU
+========  ==============================================================
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+__all__ = ["PROFILES", "parse_override", "profile_parameters"]
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "image_size": 64,
+        "seed": 0,
+        "phantom_train_per_class": 40,
+        "phantom_test_per_class": 10,
+        "embedding_max_images": 300,
+    },
+    "default": {
+        "image_size": 128,
+        "seed": 0,
+        "phantom_train_per_class": 300,
+        "phantom_test_per_class": 75,
+        "embedding_max_images": 1500,
+    },
+    "full": {
+        "image_size": 128,
+        "seed": 0,
+        "phantom_train_per_class": 1200,
+        "phantom_test_per_class": 300,
+        "embedding_max_images": 4000,
+    },
+}
+
+
+def profile_parameters(name: str) -> dict[str, Any]:
+    """A copy of profile ``name``'s parameters.
+
+    Raises
+    ------
+    ValueError
+        If there is no such profile.
+    """
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    return dict(PROFILES[name])
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``key=value`` from the command line; the value as a Python literal when it is one.
+
+    Examples
+    --------
+    >>> parse_override("image_size=96"), parse_override("data_dir=/data/mri")
+    (('image_size', 96), ('data_dir', '/data/mri'))
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise ValueError(f"parameter override must look like key=value, got {text!r}")
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        parsed = value
+    return key.strip(), parsed

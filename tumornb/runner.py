@@ -1,0 +1,164 @@
+"""Execute the numbered chapter notebooks with papermill, in order.
+
+Every chapter is a notebook ``notebooks/NN_name.ipynb`` with a cell tagged
+``parameters``. A run passes each one the profile's parameters that it
+declares, plus ``run_dir`` and ``data_dir``, and saves the executed copy in
+``RUN_DIR/notebooks/``. A chapter's executed notebook appears there only when
+it ran to the end; a failure leaves ``NN_name.failed.ipynb`` to inspect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tumornb.paths import RunDir
+from tumornb.profiles import profile_parameters
+
+__all__ = ["ChapterFailed", "chapter_notebooks", "project_root", "run_chapters"]
+
+# TensorFlow's C++ logging writes timestamps into cell output; keep kernels quiet.
+KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONWARNINGS": "ignore"}
+
+
+class ChapterFailed(RuntimeError):
+    """A cell raised; the message names the notebook, the cell and the error."""
+
+
+@dataclass(frozen=True)
+class ChapterResult:
+    name: str
+    notebook: Path
+    seconds: float
+
+
+def project_root() -> Path:
+    """The repository root (where ``_config.yml``, ``book/`` and ``notebooks/`` are)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def chapter_notebooks(notebooks_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """Chapter name -> notebook path, in book order (``01_eda``, ``02_dgan``, ...)."""
+    folder = Path(notebooks_dir) if notebooks_dir else project_root() / "notebooks"
+    found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    return {path.stem: path for path in found}
+
+
+def _declared_parameters(notebook: Path) -> set[str]:
+    import papermill
+
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def run_chapters(
+    run_dir: str | os.PathLike[str],
+    *,
+    profile: str = "default",
+    data_dir: str | os.PathLike[str] | None = None,
+    only: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    notebooks_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    log=print,
+) -> list[ChapterResult]:
+    """Execute the chapters into ``run_dir``.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        Where executed notebooks and artifacts go; created if missing.
+    profile : {"smoke", "default", "full"}
+        Parameter set, see :mod:`tumornb.profiles`.
+    data_dir : path-like, optional
+        A folder-per-class dataset; the embedded phantom data when omitted.
+    only : list of str, optional
+        Chapter names (``"01_eda"``) or numbers (``"01"``) to run.
+    overrides : dict, optional
+        Parameters that replace the profile's.
+    notebooks_dir : path-like, optional
+        Where the chapter notebooks are; the project's ``notebooks/`` by default.
+    progress : bool, default=True
+        Show papermill's per-cell progress bar.
+    log : callable
+        Receives one line per chapter started and finished.
+
+    Returns
+    -------
+    list of ChapterResult
+
+    Raises
+    ------
+    ChapterFailed
+        When a cell raises; earlier chapters' results stay in place.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    chapters = chapter_notebooks(notebooks_dir)
+    if only:
+        wanted = {name.strip() for name in only if name.strip()}
+        unknown = {w for w in wanted if not any(c == w or c.split("_")[0] == w for c in chapters)}
+        if unknown:
+            raise ValueError(f"no chapter named {', '.join(sorted(unknown))}; chapters: {', '.join(chapters)}")
+        chapters = {c: p for c, p in chapters.items() if c in wanted or c.split("_")[0] in wanted}
+
+    run = RunDir(run_dir)
+    run.notebooks_dir.mkdir(parents=True, exist_ok=True)
+    parameters = profile_parameters(profile) | dict(overrides or {})
+    parameters["run_dir"] = str(run.root)
+    parameters["data_dir"] = str(Path(data_dir).expanduser().resolve()) if data_dir else None
+    if data_dir:
+        from tumornb.data import scan_dataset
+
+        scan_dataset(data_dir)  # fail fast, before starting a kernel, on a wrong path
+    os.environ.update(KERNEL_ENV)
+
+    results = []
+    for index, (name, notebook) in enumerate(chapters.items(), start=1):
+        declared = _declared_parameters(notebook)
+        passed = {k: v for k, v in parameters.items() if k in declared}
+        final = run.notebooks_dir / f"{name}.ipynb"
+        failed = run.notebooks_dir / f"{name}.failed.ipynb"
+        partial = run.notebooks_dir / f".{name}.partial.ipynb"
+        final.unlink(missing_ok=True)  # never leave an earlier run's copy looking current
+        failed.unlink(missing_ok=True)
+        log(f"[{index}/{len(chapters)}] {name} ({profile} profile)")
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(notebook), str(partial), parameters=passed, kernel_name="python3",
+                cwd=str(notebook.parent), progress_bar=progress, log_output=False,
+            )  # fmt: skip
+        except PapermillExecutionError as exc:
+            os.replace(partial, failed)
+            raise ChapterFailed(
+                f"{notebook} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
+                f"(executed copy: {failed})"
+            ) from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        os.replace(partial, final)
+        seconds = time.perf_counter() - start
+        log(f"[{index}/{len(chapters)}] {name} done in {seconds:.0f} s -> {final}")
+        results.append(ChapterResult(name, final, seconds))
+    _record_run(run, profile, parameters, results)
+    return results
+
+
+def _record_run(run: RunDir, profile: str, parameters: dict, results: list[ChapterResult]) -> None:
+    from tumornb.paths import atomic_path
+
+    info = json.loads(run.run_info.read_text()) if run.run_info.exists() else {"chapters": {}}
+    info.update(profile=profile, parameters=parameters, python=sys.version.split()[0],
+                platform=platform.platform())  # fmt: skip
+    for result in results:
+        info["chapters"][result.name] = {"seconds": round(result.seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    with atomic_path(run.run_info) as tmp:
+        tmp.write_text(json.dumps(info, indent=2))
