@@ -40,7 +40,9 @@ __all__ = [
     "UnreadableImage",
     "assign_split",
     "build_manifest",
+    "load_image_file",
     "load_images",
+    "preprocess",
     "read_image",
     "read_manifest",
     "scan_dataset",
@@ -54,6 +56,10 @@ MANIFEST_COLUMNS = [
 
 #: Smallest accepted image side in pixels; smaller files are reported, not used.
 MIN_SIDE = 16
+
+#: Images are hashed from a decode of at least this many pixels a side, so the
+#: manifest's perceptual hashes do not depend on the chosen ``image_size``.
+HASH_DECODE_SIDE = 128
 
 _CACHE_VERSION = 1
 
@@ -207,6 +213,34 @@ def to_square(gray: np.ndarray, image_size: int) -> np.ndarray:
     return cv2.resize(square, (image_size, image_size), interpolation=interpolation)
 
 
+def preprocess(image: DecodedImage, image_size: int) -> np.ndarray:
+    """The model's input from a decoded file: square, ``image_size`` a side, uint8 grey.
+
+    The one preprocessing used for the cache, training and prediction alike.
+    """
+    return to_square(image.gray, image_size)
+
+
+def decode_side(image_size: int) -> int:
+    """Smallest side to decode at: enough for ``image_size`` and for a stable pHash."""
+    return max(image_size, HASH_DECODE_SIDE)
+
+
+def load_image_file(path: str | os.PathLike[str], image_size: int) -> np.ndarray:
+    """Read and preprocess one file exactly as the cache does.
+
+    Raises
+    ------
+    UnreadableImage
+        With the reason, when the file is not a usable image.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UnreadableImage(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
+    return preprocess(read_image(data, min_side=decode_side(image_size)), image_size)
+
+
 def _audit_file(path: str, image_size: int) -> tuple[dict, np.ndarray | None]:
     """Read one file once: hashes, header facts and the resized pixels."""
     record = dict(width=0, height=0, mode="", format="", bytes=0, error="", sha256="", phash="")
@@ -218,13 +252,13 @@ def _audit_file(path: str, image_size: int) -> tuple[dict, np.ndarray | None]:
     record["bytes"] = len(data)
     record["sha256"] = hashlib.sha256(data).hexdigest()
     try:
-        image = read_image(data, min_side=max(image_size, 32))  # 32: pHash thumbnail
+        image = read_image(data, min_side=decode_side(image_size))
     except UnreadableImage as exc:
         record["error"] = str(exc)
         return record, None
     record.update(width=image.width, height=image.height, mode=image.mode, format=image.format)
     record["phash"] = phash(image.gray)
-    return record, to_square(image.gray, image_size)
+    return record, preprocess(image, image_size)
 
 
 def assign_split(
@@ -407,12 +441,8 @@ def load_images(
         if cached.exists():
             return np.load(cached, mmap_mode=None)
     paths = manifest.loc[manifest["error"] == "", "path"].tolist()
-
-    def decode(path: str) -> np.ndarray:
-        return to_square(read_image(Path(path).read_bytes(), min_side=image_size).gray, image_size)
-
     with ThreadPoolExecutor(n_jobs or os.cpu_count() or 1) as pool:
-        results = pool.map(decode, paths)
+        results = pool.map(lambda path: load_image_file(path, image_size), paths)
         if progress is not None:
             results = progress(results, total=len(paths), desc="decoding images", unit="img")
         arrays = list(results)

@@ -125,7 +125,7 @@ def duplicate_groups(
         if root_i != root_j:
             parent[max(root_i, root_j)] = min(root_i, root_j)
 
-    roots = np.array([find(i) for i in range(n)])
+    roots = np.array([find(i) for i in range(n)], dtype=np.int64)
     sizes = np.bincount(roots, minlength=n)
     grouped = sizes[roots] > 1
     dup_group = np.full(n, -1)

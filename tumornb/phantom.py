@@ -272,7 +272,7 @@ def make_slice(
     noisy = cv2.magnitude(image + real, imag)
     gain = 255.0 * rng.uniform(0.85, 1.0) / max(float(image.max()) + 2 * sigma, 1e-6)
     pixels = cv2.convertScaleAbs(noisy, alpha=gain)  # scales, rounds and saturates to uint8
-    return PhantomSlice(pixels, mask, brain_w > 0.5, view, sequence)
+    return PhantomSlice(pixels, mask, (brain_w > 0.5) | mask, view, sequence)
 
 
 def _image_size(rng: np.random.Generator, size_range: tuple[int, int]) -> tuple[int, int]:
@@ -291,6 +291,7 @@ def write_phantom_dataset(
     size_range: tuple[int, int] = (160, 288),
     rgb_fraction: float = 0.05,
     png_fraction: float = 0.05,
+    duplicate_fraction: float = 0.02,
     n_jobs: int | None = None,
     progress: Callable | None = None,
 ) -> dict:
@@ -301,7 +302,7 @@ def write_phantom_dataset(
         out_dir/Training/<class>/Tr-<cl>_0000.jpg   scans, one folder per class
         out_dir/Testing/<class>/Te-<cl>_0000.jpg
         out_dir/masks/<Split>/<class>/<stem>.png    lesion masks (not for notumor)
-        out_dir/phantom.json                        parameters and counts
+        out_dir/phantom.json                        parameters, counts and planted copies
 
     Parameters
     ----------
@@ -316,6 +317,9 @@ def write_phantom_dataset(
         Smallest and largest image side in pixels.
     rgb_fraction, png_fraction : float
         Share of scans saved as 3-channel JPEG and as PNG, as real downloads have.
+    duplicate_fraction : float, default=0.02
+        Share of each class and split that are copies of training images:
+        exact copies in training, resized copies (leakage) in testing.
     n_jobs : int, optional
         Worker threads; defaults to the number of CPU cores.
     progress : callable, optional
@@ -328,7 +332,8 @@ def write_phantom_dataset(
     """
     out_dir = Path(out_dir)
     params = dict(n_train_per_class=n_train_per_class, n_test_per_class=n_test_per_class, seed=seed,
-                  size_range=list(size_range), rgb_fraction=rgb_fraction, png_fraction=png_fraction)  # fmt: skip
+                  size_range=list(size_range), rgb_fraction=rgb_fraction, png_fraction=png_fraction,
+                  duplicate_fraction=duplicate_fraction)  # fmt: skip
     stamp = out_dir / "phantom.json"
     if stamp.exists():
         info = json.loads(stamp.read_text())
@@ -357,29 +362,58 @@ def write_phantom_dataset(
 
     info = {"generator": "tumornb.phantom", "params": params, "classes": list(CLASS_NAMES),
             "counts": {s: {c: n for c in CLASS_NAMES} for s, n in
-                       (("train", n_train_per_class), ("test", n_test_per_class))}}  # fmt: skip
+                       (("train", n_train_per_class), ("test", n_test_per_class))},
+            "planted_copies_per_class": {s: _n_copies(params, s) for s in SPLIT_FOLDERS}}  # fmt: skip
     tmp = stamp.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(info, indent=2))
     os.replace(tmp, stamp)  # the stamp is written last: its presence means "complete"
     return info
 
 
-def _write_one(out_dir: Path, seed: int, params: dict, job: tuple[str, str, int]) -> str:
-    """Draw and save one scan (and its mask); a pure function of ``seed`` and ``job``."""
-    split, label, index = job
-    rng = np.random.default_rng([seed, list(SPLIT_FOLDERS).index(split), CLASS_NAMES.index(label), index])
+def _job_rng(seed: int, split: str, label: str, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, list(SPLIT_FOLDERS).index(split), CLASS_NAMES.index(label), index])
+
+
+def _n_copies(params: dict, split: str) -> int:
+    return round(params["duplicate_fraction"] * params[f"n_{split}_per_class"])
+
+
+def _draw(seed: int, params: dict, split: str, label: str, index: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Pixels (grey or BGR), mask and file extension of one scan, from its own seed."""
+    rng = _job_rng(seed, split, label, index)
     height, width = _image_size(rng, params["size_range"])
     sl = make_slice(label, rng=rng, height=height, width=width)
-    stem = f"{_FILE_PREFIX[split]}-{label[:2]}_{index:04d}"
-    folder = SPLIT_FOLDERS[split]
-    pixels, ext = sl.image, ".jpg"
+    pixels = sl.image
     if rng.random() < params["rgb_fraction"]:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
-    if rng.random() < params["png_fraction"]:
-        ext = ".png"
+    ext = ".png" if rng.random() < params["png_fraction"] else ".jpg"
+    return pixels, sl.mask, ext
+
+
+def _write_one(out_dir: Path, seed: int, params: dict, job: tuple[str, str, int]) -> str:
+    """Draw and save one scan (and its mask); a pure function of ``seed`` and ``job``.
+
+    The last few images of each class and split are copies of training images,
+    as real downloads have: byte-identical in ``Training/``, resized and
+    re-compressed in ``Testing/`` (a near duplicate that leaks across the split).
+    """
+    split, label, index = job
+    n_copies = _n_copies(params, split)
+    if index >= params[f"n_{split}_per_class"] - n_copies:
+        n_originals = params["n_train_per_class"] - _n_copies(params, "train")
+        source = int(_job_rng(seed, split, label, index).integers(n_originals))
+        pixels, mask, ext = _draw(seed, params, "train", label, source)
+        if split == "test":
+            size = (round(pixels.shape[1] * 0.9), round(pixels.shape[0] * 0.9))
+            pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+            mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    else:
+        pixels, mask, ext = _draw(seed, params, split, label, index)
+    stem = f"{_FILE_PREFIX[split]}-{label[:2]}_{index:04d}"
+    folder = SPLIT_FOLDERS[split]
     _write_image(out_dir / folder / label / f"{stem}{ext}", pixels)
     if label != "notumor":
-        _write_image(out_dir / "masks" / folder / label / f"{stem}.png", sl.mask.astype(np.uint8) * 255)
+        _write_image(out_dir / "masks" / folder / label / f"{stem}.png", mask.astype(np.uint8) * 255)
     return label
 
 

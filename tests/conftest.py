@@ -1,0 +1,27 @@
+"""Shared fixtures: small datasets written to temporary folders, never to the repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tumornb.phantom import write_phantom_dataset
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kaggle-sartaj-brain-mri"
+
+
+@pytest.fixture(scope="session")
+def phantom_dir(tmp_path_factory) -> Path:
+    """A small phantom dataset (48 train, 16 test images), shared by the session."""
+    out = tmp_path_factory.mktemp("phantom") / "data"
+    write_phantom_dataset(out, n_train_per_class=12, n_test_per_class=4, seed=3, size_range=(64, 96),
+                          duplicate_fraction=0.0)  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real dataset not found at {REAL_DATA} (only in the project's shared workspace)")
+    return REAL_DATA
