@@ -38,12 +38,12 @@ test-fast: venv
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: venv
-	$(BIN)/ruff check tumornb tests benchmarks
-	$(BIN)/ruff format --check tumornb tests benchmarks
+	$(BIN)/ruff check tumornb tests notebooks
+	$(BIN)/ruff format --check tumornb tests
 
 format: venv
-	$(BIN)/ruff format tumornb tests benchmarks
-	$(BIN)/ruff check --fix tumornb tests benchmarks
+	$(BIN)/ruff format tumornb tests
+	$(BIN)/ruff check --fix tumornb tests
 
 clean:
 	rm -rf _build runs/smoke runs/default .pytest_cache

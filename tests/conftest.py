@@ -15,8 +15,14 @@ REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kaggle-sa
 def phantom_dir(tmp_path_factory) -> Path:
     """A small phantom dataset (48 train, 16 test images), shared by the session."""
     out = tmp_path_factory.mktemp("phantom") / "data"
-    write_phantom_dataset(out, n_train_per_class=12, n_test_per_class=4, seed=3, size_range=(64, 96),
-                          duplicate_fraction=0.0)  # fmt: skip
+    write_phantom_dataset(
+        out,
+        n_train_per_class=12,
+        n_test_per_class=4,
+        seed=3,
+        size_range=(64, 96),
+        duplicate_fraction=0.0,
+    )
     return out
 
 
@@ -25,3 +31,13 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real dataset not found at {REAL_DATA} (only in the project's shared workspace)")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """The whole book executed once with the smoke profile on the phantom data."""
+    from tumornb.runner import run_chapters
+
+    run_dir = tmp_path_factory.mktemp("runs") / "smoke"
+    run_chapters(run_dir, profile="smoke", progress=False, log=lambda line: None)
+    return run_dir

@@ -26,8 +26,12 @@ def test_hamming_pairs_matches_brute_force():
     rng = np.random.default_rng(0)
     codes = [f"{int(c):016x}" for c in rng.integers(0, 2**63, 50, dtype=np.int64)]
     codes += [f"{int(codes[0], 16) ^ 0b11:016x}", codes[3]]
-    expected = {(i, j) for i in range(len(codes)) for j in range(i + 1, len(codes))
-                if bin(int(codes[i], 16) ^ int(codes[j], 16)).count("1") <= 2}  # fmt: skip
+    expected = {
+        (i, j)
+        for i in range(len(codes))
+        for j in range(i + 1, len(codes))
+        if bin(int(codes[i], 16) ^ int(codes[j], 16)).count("1") <= 2
+    }
     found = {tuple(p) for p in hamming_pairs(codes, 2, chunk=7)}
     assert found == expected == {(0, 50), (3, 51)}
 
@@ -35,7 +39,14 @@ def test_hamming_pairs_matches_brute_force():
 def test_duplicate_groups_exact_near_and_unreadable():
     """Check grouping: exact copies, a near copy joining them, and unreadable files kept apart."""
     sha = ["a", "a", "b", "c", "", ""]
-    hashes = ["ff00000000000000", "ff00000000000000", "ff00000000000003", "00000000ffffffff", "", ""]
+    hashes = [
+        "ff00000000000000",
+        "ff00000000000000",
+        "ff00000000000003",
+        "00000000ffffffff",
+        "",
+        "",
+    ]
     group, kind = duplicate_groups(sha, hashes, max_bits=2)
     assert group.tolist() == [0, 0, 0, -1, -1, -1]
     assert kind.tolist() == ["exact", "exact", "near", "", "", ""]
@@ -43,16 +54,23 @@ def test_duplicate_groups_exact_near_and_unreadable():
 
 def test_leakage_reports_groups_across_splits():
     """Check that only groups with members in both splits are leakage, with label conflicts shown."""
-    manifest = pd.DataFrame({
-        "path": ["a", "b", "c", "d", "e"],
-        "split": ["train", "test", "train", "train", "test"],
-        "label": ["glioma", "glioma", "notumor", "notumor", "pituitary"],
-        "dup_group": [0, 0, 1, 1, 2],
-        "dup_kind": ["exact", "exact", "near", "near", ""],
-    })  # fmt: skip
+    manifest = pd.DataFrame(
+        {
+            "path": ["a", "b", "c", "d", "e"],
+            "split": ["train", "test", "train", "train", "test"],
+            "label": ["glioma", "glioma", "notumor", "notumor", "pituitary"],
+            "dup_group": [0, 0, 1, 1, 2],
+            "dup_kind": ["exact", "exact", "near", "near", ""],
+        }
+    )
     leaks = leakage(manifest)
     assert leaks["dup_group"].tolist() == [0]
-    assert leaks.loc[0, ["n_train", "n_test", "labels", "kind"]].tolist() == [1, 1, "glioma", "exact"]
+    assert leaks.loc[0, ["n_train", "n_test", "labels", "kind"]].tolist() == [
+        1,
+        1,
+        "glioma",
+        "exact",
+    ]
 
 
 @pytest.mark.parametrize("n", [0, 1])

@@ -41,8 +41,13 @@ def resolve_data_dir(
     if data_dir:
         return Path(data_dir).expanduser().resolve()
     target = RunDir(run_dir).phantom_dir
-    write_phantom_dataset(target, n_train_per_class=phantom_train_per_class,
-                          n_test_per_class=phantom_test_per_class, seed=seed, progress=progress)  # fmt: skip
+    write_phantom_dataset(
+        target,
+        n_train_per_class=phantom_train_per_class,
+        n_test_per_class=phantom_test_per_class,
+        seed=seed,
+        progress=progress,
+    )
     return target
 
 
@@ -58,8 +63,15 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def summarise(manifest: pd.DataFrame, *, data_dir: Path, split_source: str, image_size: int,
-              seed: int, near_duplicate_bits: int) -> dict[str, Any]:  # fmt: skip
+def summarise(
+    manifest: pd.DataFrame,
+    *,
+    data_dir: Path,
+    split_source: str,
+    image_size: int,
+    seed: int,
+    near_duplicate_bits: int,
+) -> dict[str, Any]:
     """The audit's numbers, as a JSON-ready dictionary."""
     usable = manifest[manifest["error"] == ""]
     leaks = leakage(manifest)
@@ -112,14 +124,25 @@ def audit_dataset(
     """
     run = RunDir(run_dir)
     data_dir = Path(data_dir).expanduser()
-    manifest, images = build_manifest(data_dir, image_size=image_size, seed=seed,
-                                      test_fraction=test_fraction,
-                                      near_duplicate_bits=near_duplicate_bits, progress=progress)  # fmt: skip
+    manifest, images = build_manifest(
+        data_dir,
+        image_size=image_size,
+        seed=seed,
+        test_fraction=test_fraction,
+        near_duplicate_bits=near_duplicate_bits,
+        progress=progress,
+    )
     split_source = "folders" if not manifest.attrs.get("split_made") else "made"
     save_images(images, manifest, image_size, run.cache_dir)
     write_manifest(manifest, run.manifest)
-    summary = summarise(manifest, data_dir=data_dir.resolve(), split_source=split_source,
-                        image_size=image_size, seed=seed, near_duplicate_bits=near_duplicate_bits)  # fmt: skip
+    summary = summarise(
+        manifest,
+        data_dir=data_dir.resolve(),
+        split_source=split_source,
+        image_size=image_size,
+        seed=seed,
+        near_duplicate_bits=near_duplicate_bits,
+    )
     with atomic_path(run.eda_summary) as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     return summary
@@ -132,7 +155,8 @@ def format_audit(summary: dict[str, Any]) -> str:
         f"dataset: {summary['data_dir']} (split from {summary['split_source']})",
         f"files: {summary['n_files']}, usable: {summary['n_usable']}, unreadable: {summary['n_unreadable']}",
         counts.to_string(),
-        f"duplicate groups: {summary['n_duplicate_groups']} holding {summary['n_in_duplicate_groups']} images "
+        f"duplicate groups: {summary['n_duplicate_groups']} "
+        f"holding {summary['n_in_duplicate_groups']} images "
         f"({summary['n_exact_copies']} with a byte-identical copy)",
         f"leakage: {summary['n_leaking_groups']} groups cross train/test; "
         f"{summary['n_test_leaked']} of {summary['n_test']} test images have a duplicate in training",
@@ -141,8 +165,9 @@ def format_audit(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def embed_2d(images: np.ndarray, *, seed: int = 0, max_images: int | None = 2000,
-             method: str = "tsne") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def embed_2d(
+    images: np.ndarray, *, seed: int = 0, max_images: int | None = 2000, method: str = "tsne"
+) -> tuple[np.ndarray, np.ndarray]:
     """A 2-D map of images: PCA to 50 dimensions, then t-SNE (or PCA alone).
 
     Parameters

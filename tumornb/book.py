@@ -70,8 +70,11 @@ def stage_book(run_dir: str | os.PathLike[str], source_dir: str | os.PathLike[st
     """
     run = RunDir(run_dir)
     root = project_root()
-    executed = [name for name in chapter_notebooks(root / "notebooks")
-                if (run.notebooks_dir / f"{name}.ipynb").exists()]  # fmt: skip
+    executed = [
+        name
+        for name in chapter_notebooks(root / "notebooks")
+        if (run.notebooks_dir / f"{name}.ipynb").exists()
+    ]
     if not executed:
         raise FileNotFoundError(
             f"no executed chapter in {run.notebooks_dir}: run `tumornb run --run-dir {run_dir}` first"
@@ -93,7 +96,10 @@ def stage_book(run_dir: str | os.PathLike[str], source_dir: str | os.PathLike[st
         "format": "jb-book",
         "root": FRONT_PAGES[0],
         "parts": [
-            {"caption": "Chapters", "chapters": [{"file": f"notebooks/{name}"} for name in executed]},
+            {
+                "caption": "Chapters",
+                "chapters": [{"file": f"notebooks/{name}"} for name in executed],
+            },
             {"caption": "About", "chapters": [{"file": page} for page in BACK_PAGES]},
         ],
     }
@@ -127,8 +133,16 @@ def build_book(
     run = RunDir(run_dir)
     source = stage_book(run.root)
     out = Path(out_dir).resolve() if out_dir else run.root
-    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(source), "--path-output", str(out),
-               "-W", "--keep-going", "--all"]  # fmt: skip
+    command = [
+        str(Path(sys.executable).with_name("jupyter-book")),
+        "build",
+        str(source),
+        "--path-output",
+        str(out),
+        "-W",
+        "--keep-going",
+        "--all",
+    ]
     proc = subprocess.run(command, capture_output=quiet, text=True, check=False)
     if proc.returncode != 0:
         log = (proc.stdout or "")[-3000:] + (proc.stderr or "")[-3000:] if quiet else ""

@@ -24,22 +24,41 @@ __all__ = ["main"]
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tumornb", description="Brain-tumour MRI classification as a reproducible book.")
+    parser = argparse.ArgumentParser(
+        prog="tumornb", description="Brain-tumour MRI classification as a reproducible book."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="execute the chapter notebooks with papermill")
-    run.add_argument("--data-dir", help="folder-per-class dataset (Training/ and Testing/); default: embedded phantom data")
-    run.add_argument("--profile", choices=list(PROFILES), default="default", help="how much work to do (default: %(default)s)")
+    run.add_argument(
+        "--data-dir",
+        help="folder-per-class dataset (Training/ and Testing/); default: embedded phantom data",
+    )
+    run.add_argument(
+        "--profile",
+        choices=list(PROFILES),
+        default="default",
+        help="how much work to do (default: %(default)s)",
+    )
     run.add_argument("--run-dir", default="runs/default", help="where results go (default: %(default)s)")
     run.add_argument("--only", help="comma-separated chapters to run, e.g. 01_eda,03_cnn or 01,03")
-    run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="override a notebook parameter (repeatable)")
+    run.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a notebook parameter (repeatable)",
+    )
     run.add_argument("--no-progress", action="store_true", help="hide the per-cell progress bar")
 
     book = commands.add_parser("book", help="render a run's executed notebooks as an HTML book")
     book.add_argument("--run-dir", default="runs/default", help="the run to render (default: %(default)s)")
     book.add_argument("--out", help="the HTML goes to OUT/_build/html (default: the run directory)")
 
-    phantom = commands.add_parser("phantom", help="write the synthetic brain-MRI dataset in the Kaggle layout")
+    phantom = commands.add_parser(
+        "phantom", help="write the synthetic brain-MRI dataset in the Kaggle layout"
+    )
     phantom.add_argument("out_dir", help="an empty or new folder")
     phantom.add_argument("--train-per-class", type=int, default=300)
     phantom.add_argument("--test-per-class", type=int, default=75)
@@ -47,7 +66,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="write the manifest of a dataset and print its audit")
     audit.add_argument("data_dir")
-    audit.add_argument("--run-dir", default="runs/audit", help="where manifest.csv goes (default: %(default)s)")
+    audit.add_argument(
+        "--run-dir", default="runs/audit", help="where manifest.csv goes (default: %(default)s)"
+    )
     audit.add_argument("--image-size", type=int, default=128)
     return parser
 
@@ -57,8 +78,14 @@ def _run(args: argparse.Namespace) -> None:
 
     overrides = dict(parse_override(item) for item in args.param)
     only = args.only.split(",") if args.only else None
-    run_chapters(args.run_dir, profile=args.profile, data_dir=args.data_dir, only=only,
-                 overrides=overrides, progress=not args.no_progress)  # fmt: skip
+    run_chapters(
+        args.run_dir,
+        profile=args.profile,
+        data_dir=args.data_dir,
+        only=only,
+        overrides=overrides,
+        progress=not args.no_progress,
+    )
 
 
 def _book(args: argparse.Namespace) -> None:
@@ -73,8 +100,13 @@ def _phantom(args: argparse.Namespace) -> None:
 
     from tumornb.phantom import write_phantom_dataset
 
-    info = write_phantom_dataset(args.out_dir, n_train_per_class=args.train_per_class,
-                                 n_test_per_class=args.test_per_class, seed=args.seed, progress=tqdm)  # fmt: skip
+    info = write_phantom_dataset(
+        args.out_dir,
+        n_train_per_class=args.train_per_class,
+        n_test_per_class=args.test_per_class,
+        seed=args.seed,
+        progress=tqdm,
+    )
     total = sum(sum(c.values()) for c in info["counts"].values())
     print(f"wrote {total} phantom images to {args.out_dir} (seed {args.seed})")
 
@@ -97,7 +129,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"run": _run, "book": _book, "phantom": _phantom, "audit": _audit}
     try:
         handlers[args.command](args)
-    except (DatasetError, ChapterFailed, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as exc:
+    except (
+        DatasetError,
+        ChapterFailed,
+        FileNotFoundError,
+        FileExistsError,
+        ValueError,
+        RuntimeError,
+    ) as exc:
         print(f"tumornb {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -50,9 +50,21 @@ __all__ = [
 ]
 
 MANIFEST_COLUMNS = [
-    "path", "split", "label", "class_folder", "width", "height", "mode", "format",
-    "bytes", "error", "sha256", "phash", "dup_group", "dup_kind",
-]  # fmt: skip
+    "path",
+    "split",
+    "label",
+    "class_folder",
+    "width",
+    "height",
+    "mode",
+    "format",
+    "bytes",
+    "error",
+    "sha256",
+    "phash",
+    "dup_group",
+    "dup_kind",
+]
 
 #: Smallest accepted image side in pixels; smaller files are reported, not used.
 MIN_SIDE = 16
@@ -117,7 +129,9 @@ def scan_dataset(data_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """
     root = Path(data_dir).expanduser()
     if not root.exists():
-        raise DatasetError(f"data directory not found: {root} (pass the folder that holds Training/ and Testing/)")
+        raise DatasetError(
+            f"data directory not found: {root} (pass the folder that holds Training/ and Testing/)"
+        )
     if not root.is_dir():
         raise DatasetError(f"data directory is a file, not a folder: {root}")
     root = root.resolve()
@@ -187,8 +201,11 @@ def read_image(data: bytes, *, min_side: int | None = None) -> DecodedImage:
     if fmt == "JPEG" and min_side:
         # libjpeg decodes at 1/2, 1/4 or 1/8 scale in the DCT domain, far faster than
         # decoding in full and resizing; keep at least ``min_side`` pixels a side.
-        for factor, reduced in ((8, cv2.IMREAD_REDUCED_GRAYSCALE_8), (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
-                                (2, cv2.IMREAD_REDUCED_GRAYSCALE_2)):  # fmt: skip
+        for factor, reduced in (
+            (8, cv2.IMREAD_REDUCED_GRAYSCALE_8),
+            (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
+            (2, cv2.IMREAD_REDUCED_GRAYSCALE_2),
+        ):
             if min(width, height) // factor >= min_side:
                 flag = reduced
                 break
@@ -207,8 +224,9 @@ def to_square(gray: np.ndarray, image_size: int) -> np.ndarray:
     height, width = gray.shape
     side = max(height, width)
     top, left = (side - height) // 2, (side - width) // 2
-    square = cv2.copyMakeBorder(gray, top, side - height - top, left, side - width - left,
-                                cv2.BORDER_CONSTANT, value=0)  # fmt: skip
+    square = cv2.copyMakeBorder(
+        gray, top, side - height - top, left, side - width - left, cv2.BORDER_CONSTANT, value=0
+    )
     interpolation = cv2.INTER_AREA if side > image_size else cv2.INTER_LINEAR
     return cv2.resize(square, (image_size, image_size), interpolation=interpolation)
 
@@ -261,9 +279,7 @@ def _audit_file(path: str, image_size: int) -> tuple[dict, np.ndarray | None]:
     return record, preprocess(image, image_size)
 
 
-def assign_split(
-    manifest: pd.DataFrame, *, test_fraction: float = 0.2, seed: int = 0
-) -> pd.Series:
+def assign_split(manifest: pd.DataFrame, *, test_fraction: float = 0.2, seed: int = 0) -> pd.Series:
     """A stratified, seeded, duplicate-aware train/test split.
 
     Images of one duplicate group always land in the same split, so a copy in
@@ -347,7 +363,7 @@ def build_manifest(
         results = pool.map(lambda p: _audit_file(p, image_size), paths)
         if progress is not None:
             results = progress(results, total=len(paths), desc="reading images", unit="img")
-        records, pixels = zip(*results) if paths else ((), ())
+        records, pixels = zip(*results, strict=True) if paths else ((), ())
 
     manifest = pd.concat([files, pd.DataFrame(list(records), index=files.index)], axis=1)
     usable_per_folder = (manifest["error"] == "").groupby(manifest["class_dir"]).sum()
@@ -366,8 +382,11 @@ def build_manifest(
         manifest["split"] = assign_split(manifest, test_fraction=test_fraction, seed=seed)
     manifest = manifest[MANIFEST_COLUMNS].copy()
     manifest.attrs["split_made"] = split_made
-    images = np.stack([p for p in pixels if p is not None]) if any(p is not None for p in pixels) \
-        else np.empty((0, image_size, image_size), np.uint8)  # fmt: skip
+    images = (
+        np.stack([p for p in pixels if p is not None])
+        if any(p is not None for p in pixels)
+        else np.empty((0, image_size, image_size), np.uint8)
+    )
     return manifest, images
 
 
@@ -383,7 +402,17 @@ def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no manifest at {path}: run chapter 01 (tumornb run --only 01_eda) first")
-    text_columns = ["split", "label", "class_folder", "mode", "format", "error", "sha256", "phash", "dup_kind"]
+    text_columns = [
+        "split",
+        "label",
+        "class_folder",
+        "mode",
+        "format",
+        "error",
+        "sha256",
+        "phash",
+        "dup_kind",
+    ]
     manifest = pd.read_csv(path, dtype={c: str for c in text_columns}, keep_default_na=False)
     return manifest
 
@@ -401,8 +430,9 @@ def cache_path(manifest: pd.DataFrame, image_size: int, cache_dir: str | os.Path
     return Path(cache_dir) / f"images-{image_size}px-{_cache_key(manifest, image_size)}.npy"
 
 
-def save_images(images: np.ndarray, manifest: pd.DataFrame, image_size: int,
-                cache_dir: str | os.PathLike[str]) -> Path:  # fmt: skip
+def save_images(
+    images: np.ndarray, manifest: pd.DataFrame, image_size: int, cache_dir: str | os.PathLike[str]
+) -> Path:
     """Store decoded images in the cache, atomically."""
     target = cache_path(manifest, image_size, cache_dir)
     with atomic_path(target) as tmp, open(tmp, "wb") as handle:

@@ -28,8 +28,8 @@ import json
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -107,7 +107,10 @@ def _place_lesion(label, rng, view, brain_ax, brain_ay, brain_cy):
         radius = rng.uniform(0.08, 0.24)
         angle = rng.uniform(0, 2 * np.pi)
         reach = rng.uniform(0.15, 0.62)  # intra-axial: well inside the brain
-        return (reach * brain_ax * np.cos(angle), brain_cy + reach * brain_ay * np.sin(angle)), radius
+        return (
+            reach * brain_ax * np.cos(angle),
+            brain_cy + reach * brain_ay * np.sin(angle),
+        ), radius
     if label == "meningioma":
         radius = rng.uniform(0.07, 0.18)
         angle = rng.uniform(0, 2 * np.pi)
@@ -115,12 +118,17 @@ def _place_lesion(label, rng, view, brain_ax, brain_ay, brain_cy):
             angle = rng.uniform(np.pi * 1.05, np.pi * 1.95)
         # extra-axial: centred just inside the inner table of the skull
         reach = 1.0 - 0.55 * radius / min(brain_ax, brain_ay)
-        return (reach * brain_ax * np.cos(angle), brain_cy + reach * brain_ay * np.sin(angle)), radius
+        return (
+            reach * brain_ax * np.cos(angle),
+            brain_cy + reach * brain_ay * np.sin(angle),
+        ), radius
     # pituitary: small, midline, at the skull base
     radius = rng.uniform(0.035, 0.085)
     base = {"axial": 0.15, "coronal": 0.62, "sagittal": 0.55}[view]
-    return (rng.normal(0.0, 0.02) + (0.08 if view == "sagittal" else 0.0),
-            brain_cy + base * brain_ay + rng.normal(0, 0.03)), radius  # fmt: skip
+    return (
+        rng.normal(0.0, 0.02) + (0.08 if view == "sagittal" else 0.0),
+        brain_cy + base * brain_ay + rng.normal(0, 0.03),
+    ), radius
 
 
 def make_slice(
@@ -194,8 +202,11 @@ def make_slice(
     # Cortex: a grey-matter ribbon whose inner edge folds into gyri, sulci of CSF.
     phases = rng.uniform(0, 2 * np.pi, size=3)
     folds = rng.integers(9, 15)
-    gyri = (0.05 * np.sin(folds * angle + phases[0]) + 0.03 * np.sin(2.3 * folds * angle + phases[1])
-            + 0.03 * _smooth_noise(rng, shape, 6))  # fmt: skip
+    gyri = (
+        0.05 * np.sin(folds * angle + phases[0])
+        + 0.03 * np.sin(2.3 * folds * angle + phases[1])
+        + 0.03 * _smooth_noise(rng, shape, 6)
+    )
     wm_edge = rng.uniform(0.7, 0.8) + gyri
     texture = 0.03 * _smooth_noise(rng, shape, 24)
     brain_img = tissue["gm"] + texture
@@ -208,7 +219,9 @@ def make_slice(
         v_size = rng.uniform(0.6, 1.4)
         for side in (-1, 1):
             vx, vy = side * rng.uniform(0.07, 0.11), brain_cy + rng.uniform(-0.12, 0.04)
-            lobe = _ellipse_distance(x, y, vx, vy, 0.06 * v_size, (0.26 if view == "axial" else 0.12) * v_size)
+            lobe = _ellipse_distance(
+                x, y, vx, vy, 0.06 * v_size, (0.26 if view == "axial" else 0.12) * v_size
+            )
             brain_img = _blend(brain_img, _inside(lobe, 1.0, 0.15), tissue["csf"])
     else:
         # Corpus callosum arc, brainstem and cerebellum.
@@ -218,12 +231,18 @@ def make_slice(
         brain_img = _blend(brain_img, _inside(stem, 1.0, 0.1), tissue["wm"] * 0.9 + tissue["gm"] * 0.1)
         cereb = _ellipse_distance(x, y, -0.42 * brain_ax, brain_cy + 0.5 * brain_ay, 0.28, 0.2)
         folia = 0.5 + 0.5 * np.sin(40 * y + 8 * x)
-        brain_img = _blend(brain_img, _inside(cereb, 1.0, 0.08), tissue["gm"] + 0.12 * folia * (tissue["wm"] - tissue["gm"]))
+        brain_img = _blend(
+            brain_img,
+            _inside(cereb, 1.0, 0.08),
+            tissue["gm"] + 0.12 * folia * (tissue["wm"] - tissue["gm"]),
+        )
 
     # Vessels: small bright dots in every class, so brightness alone is no label.
     for _ in range(rng.integers(2, 7)):
         r, a = rng.uniform(0.1, 0.85), rng.uniform(0, 2 * np.pi)
-        dot = _ellipse_distance(x, y, r * brain_ax * np.cos(a), brain_cy + r * brain_ay * np.sin(a), 0.02, 0.02)
+        dot = _ellipse_distance(
+            x, y, r * brain_ax * np.cos(a), brain_cy + r * brain_ay * np.sin(a), 0.02, 0.02
+        )
         brain_img = _blend(brain_img, _inside(dot, 1.0, 0.5) * rng.uniform(0.3, 0.8), tissue["vessel"])
 
     mask = np.zeros(shape, dtype=bool)
@@ -232,7 +251,11 @@ def make_slice(
         strength = rng.uniform(0.35, 1.0)  # from subtle to obvious
         d = _ellipse_distance(x, y, cx, cy, radius, radius * rng.uniform(0.75, 1.25))
         if label == "glioma":
-            edge = 1.0 + 0.25 * _smooth_noise(rng, shape, 10) + 0.12 * np.sin(5 * np.arctan2(y - cy, x - cx) + rng.uniform(0, 6))
+            edge = (
+                1.0
+                + 0.25 * _smooth_noise(rng, shape, 10)
+                + 0.12 * np.sin(5 * np.arctan2(y - cy, x - cx) + rng.uniform(0, 6))
+            )
             oedema = _inside(d, edge + rng.uniform(0.5, 1.2), 0.5) * brain_w
             brain_img = _blend(brain_img, strength * oedema, tissue["oedema"])
             lesion = _inside(d, edge, px * 2 / radius)
@@ -331,9 +354,15 @@ def write_phantom_dataset(
         The contents of ``phantom.json``.
     """
     out_dir = Path(out_dir)
-    params = dict(n_train_per_class=n_train_per_class, n_test_per_class=n_test_per_class, seed=seed,
-                  size_range=list(size_range), rgb_fraction=rgb_fraction, png_fraction=png_fraction,
-                  duplicate_fraction=duplicate_fraction)  # fmt: skip
+    params = dict(
+        n_train_per_class=n_train_per_class,
+        n_test_per_class=n_test_per_class,
+        seed=seed,
+        size_range=list(size_range),
+        rgb_fraction=rgb_fraction,
+        png_fraction=png_fraction,
+        duplicate_fraction=duplicate_fraction,
+    )
     stamp = out_dir / "phantom.json"
     if stamp.exists():
         info = json.loads(stamp.read_text())
@@ -346,8 +375,12 @@ def write_phantom_dataset(
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} is not empty; the phantom writer only fills an empty directory.")
 
-    jobs = [(split, label, i) for split, n in (("train", n_train_per_class), ("test", n_test_per_class))
-            for label in CLASS_NAMES for i in range(n)]  # fmt: skip
+    jobs = [
+        (split, label, i)
+        for split, n in (("train", n_train_per_class), ("test", n_test_per_class))
+        for label in CLASS_NAMES
+        for i in range(n)
+    ]
 
     for folder in SPLIT_FOLDERS.values():
         for label in CLASS_NAMES:
@@ -360,10 +393,16 @@ def write_phantom_dataset(
         for _ in progress(results, total=len(jobs), desc="phantom") if progress else results:
             pass
 
-    info = {"generator": "tumornb.phantom", "params": params, "classes": list(CLASS_NAMES),
-            "counts": {s: {c: n for c in CLASS_NAMES} for s, n in
-                       (("train", n_train_per_class), ("test", n_test_per_class))},
-            "planted_copies_per_class": {s: _n_copies(params, s) for s in SPLIT_FOLDERS}}  # fmt: skip
+    info = {
+        "generator": "tumornb.phantom",
+        "params": params,
+        "classes": list(CLASS_NAMES),
+        "counts": {
+            s: {c: n for c in CLASS_NAMES}
+            for s, n in (("train", n_train_per_class), ("test", n_test_per_class))
+        },
+        "planted_copies_per_class": {s: _n_copies(params, s) for s in SPLIT_FOLDERS},
+    }
     tmp = stamp.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(info, indent=2))
     os.replace(tmp, stamp)  # the stamp is written last: its presence means "complete"

@@ -71,8 +71,15 @@ def size_chart(manifest: pd.DataFrame) -> alt.Chart:
 
 def embedding_chart(coords: np.ndarray, labels, splits, paths) -> alt.Chart:
     """Scatter of a 2-D embedding, coloured by class; hover shows the file."""
-    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "label": list(labels),
-                          "split": list(splits), "file": [str(p).rsplit("/", 1)[-1] for p in paths]})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "x": coords[:, 0],
+            "y": coords[:, 1],
+            "label": list(labels),
+            "split": list(splits),
+            "file": [str(p).rsplit("/", 1)[-1] for p in paths],
+        }
+    )
     return (
         alt.Chart(frame)
         .mark_circle(size=18, opacity=0.7)
@@ -101,9 +108,20 @@ def intensity_histograms(images: np.ndarray, labels, *, ax=None):
     for label in [n for n in CLASS_NAMES if n in labels] + sorted(set(labels) - set(CLASS_NAMES)):
         counts = np.bincount(images[labels == label].ravel(), minlength=256).astype(float)
         counts[:10] = 0
-        ax.step(levels, counts / counts.sum(), where="mid", color=_PALETTE.get(label), label=label, lw=1.2)
-    ax.set(xlabel="intensity (0-255)", ylabel="share of pixels", xlim=(0, 255),
-           title="Pixel intensities by class (background excluded)")  # fmt: skip
+        ax.step(
+            levels,
+            counts / counts.sum(),
+            where="mid",
+            color=_PALETTE.get(label),
+            label=label,
+            lw=1.2,
+        )
+    ax.set(
+        xlabel="intensity (0-255)",
+        ylabel="share of pixels",
+        xlim=(0, 255),
+        title="Pixel intensities by class (background excluded)",
+    )
     ax.legend(title="class")
     return ax
 
@@ -135,7 +153,9 @@ def image_grid(images: np.ndarray, labels, *, per_class: int = 6, seed: int = 0,
     labels = np.asarray(labels)
     names = [n for n in CLASS_NAMES if n in labels] + sorted(set(labels) - set(CLASS_NAMES))
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(len(names), per_class, figsize=(1.6 * per_class, 1.7 * len(names)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(names), per_class, figsize=(1.6 * per_class, 1.7 * len(names)), squeeze=False
+    )
     for row, name in zip(axes, names, strict=True):
         members = np.flatnonzero(labels == name)
         chosen = rng.choice(members, size=min(per_class, len(members)), replace=False)

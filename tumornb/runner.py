@@ -105,7 +105,9 @@ def run_chapters(
         wanted = {name.strip() for name in only if name.strip()}
         unknown = {w for w in wanted if not any(c == w or c.split("_")[0] == w for c in chapters)}
         if unknown:
-            raise ValueError(f"no chapter named {', '.join(sorted(unknown))}; chapters: {', '.join(chapters)}")
+            raise ValueError(
+                f"no chapter named {', '.join(sorted(unknown))}; chapters: {', '.join(chapters)}"
+            )
         chapters = {c: p for c, p in chapters.items() if c in wanted or c.split("_")[0] in wanted}
 
     run = RunDir(run_dir)
@@ -132,9 +134,14 @@ def run_chapters(
         start = time.perf_counter()
         try:
             papermill.execute_notebook(
-                str(notebook), str(partial), parameters=passed, kernel_name="python3",
-                cwd=str(notebook.parent), progress_bar=progress, log_output=False,
-            )  # fmt: skip
+                str(notebook),
+                str(partial),
+                parameters=passed,
+                kernel_name="python3",
+                cwd=str(notebook.parent),
+                progress_bar=progress,
+                log_output=False,
+            )
         except PapermillExecutionError as exc:
             os.replace(partial, failed)
             raise ChapterFailed(
@@ -156,9 +163,16 @@ def _record_run(run: RunDir, profile: str, parameters: dict, results: list[Chapt
     from tumornb.paths import atomic_path
 
     info = json.loads(run.run_info.read_text()) if run.run_info.exists() else {"chapters": {}}
-    info.update(profile=profile, parameters=parameters, python=sys.version.split()[0],
-                platform=platform.platform())  # fmt: skip
+    info.update(
+        profile=profile,
+        parameters=parameters,
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+    )
     for result in results:
-        info["chapters"][result.name] = {"seconds": round(result.seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        info["chapters"][result.name] = {
+            "seconds": round(result.seconds, 1),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
     with atomic_path(run.run_info) as tmp:
         tmp.write_text(json.dumps(info, indent=2))

@@ -1,0 +1,69 @@
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tumornb.book import build_book
+from tumornb.runner import chapter_notebooks
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def book_html(smoke_run):
+    index = build_book(smoke_run)
+    return index.parent
+
+
+def test_book_has_every_chapter_and_the_intro(book_html):
+    """Check that the built site holds the intro and one page per executed chapter, linked."""
+    index = (book_html / "intro.html").read_text()
+    for name in chapter_notebooks():
+        page = book_html / "notebooks" / f"{name}.html"
+        assert page.exists(), name
+        assert f"notebooks/{name}.html" in index
+    eda = (book_html / "notebooks" / "01_eda.html").read_text()
+    for heading in ("Class balance", "Duplicates and leakage", "A map of the images"):
+        assert heading in eda
+
+
+def test_charts_load_vega_from_the_site_not_a_cdn(book_html):
+    """Check that every page loads the bundled Vega libraries, which Altair is told to use."""
+    eda = (book_html / "notebooks" / "01_eda.html").read_text()
+    assert re.search(r'<script src="\.\./_static/vega-offline\.js', eda)
+    script = (book_html / "_static" / "vega-offline.js").read_text()
+    assert "window.VEGA_DEBUG" in script and "vegaEmbed" in script
+    assert len(set(re.findall(r'id="(altair-viz-[0-9a-f]+)"', eda))) == 3
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(
+    _chromium() is None, reason="needs Chromium (apt-get install chromium) for a real browser"
+)
+def test_charts_draw_in_a_browser_with_no_network(book_html, tmp_path):
+    """Check in headless Chromium, with name resolution blocked, that every Altair chart is drawn."""
+    page = book_html / "notebooks" / "01_eda.html"
+    command = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path}",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--virtual-time-budget=8000",
+        "--dump-dom",
+        page.as_uri(),
+    ]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+    charts = set(re.findall(r'id="(altair-viz-[0-9a-f]+)"', page.read_text()))
+    drawn = re.findall(r'class="vega-embed', dom)
+    assert len(charts) == 3 and len(drawn) == len(charts)

@@ -1,0 +1,43 @@
+"""The two ways to install agree, and CI runs the README's test command."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+# conda-forge names for packages that pip calls otherwise
+CONDA_NAME = {"opencv-python-headless": "opencv", "tensorflow-cpu": "tensorflow"}
+
+
+def _split(requirement: str) -> tuple[str, str]:
+    requirement = requirement.split(";")[0].strip()
+    name, spec = re.match(r"([A-Za-z0-9_.\-]+)\s*(.*)", requirement).groups()
+    return name.lower(), spec.replace(" ", "")
+
+
+def test_environment_yml_matches_pyproject():
+    """Check that environment.yml lists the same packages and version ranges as pyproject.toml."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pip = {}
+    for requirement in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        name, spec = _split(requirement)
+        pip[CONDA_NAME.get(name, name)] = spec
+    conda = dict(
+        _split(dep)
+        for dep in yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+        if isinstance(dep, str) and not dep.startswith(("python=", "pip"))
+    )
+    assert conda == pip
+
+
+def test_ci_runs_the_readme_test_command():
+    """Check that .ci/run calls the test command the README tells users to run."""
+    commands = [
+        line.strip()
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "set ", "cd "))
+    ]
+    assert commands == ["make test"]
+    assert "make test" in (ROOT / "README.md").read_text()

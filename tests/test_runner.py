@@ -1,0 +1,132 @@
+import json
+
+import nbformat
+import pandas as pd
+import pytest
+
+from tumornb.cli import main
+from tumornb.paths import RunDir
+from tumornb.profiles import parse_override, profile_parameters
+from tumornb.runner import ChapterFailed, chapter_notebooks, run_chapters
+
+pytestmark = pytest.mark.slow
+
+
+def _notebook(path, *cells):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [nbformat.v4.new_code_cell("run_dir = None\nanswer = 1", metadata={"tags": ["parameters"]})]
+    nb.cells += [nbformat.v4.new_code_cell(source) for source in cells]
+    nbformat.write(nb, path)
+
+
+def test_smoke_run_writes_the_chapter_artifacts(smoke_run):
+    """Check that a smoke run leaves the manifest, summary, cache, executed notebook and run record."""
+    run = RunDir(smoke_run)
+    smoke = profile_parameters("smoke")
+    manifest = pd.read_csv(run.manifest, keep_default_na=False)
+    assert len(manifest) == 4 * (smoke["phantom_train_per_class"] + smoke["phantom_test_per_class"])
+    summary = json.loads(run.eda_summary.read_text())
+    assert summary["counts"]["train"]["glioma"] == smoke["phantom_train_per_class"]
+    assert summary["n_unreadable"] == 0 and summary["image_size"] == smoke["image_size"]
+    assert list(run.cache_dir.glob(f"images-{smoke['image_size']}px-*.npy"))
+    executed = nbformat.read(run.notebooks_dir / "01_eda.ipynb", as_version=4)
+    assert not [
+        o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
+    info = json.loads(run.run_info.read_text())
+    assert info["profile"] == "smoke" and info["chapters"]["01_eda"]["seconds"] > 0
+
+
+def test_a_failing_cell_stops_the_run_and_names_notebook_and_error(tmp_path):
+    """Check that a failing cell raises with the notebook, the cell and the error, and keeps a copy."""
+    _notebook(tmp_path / "01_ok.ipynb", "x = answer + 1")
+    _notebook(tmp_path / "02_bad.ipynb", "raise ValueError('the phantom is on fire')")
+    _notebook(tmp_path / "03_never.ipynb", "x = 1")
+    with pytest.raises(
+        ChapterFailed, match=r"02_bad.ipynb failed in cell \d+: ValueError: the phantom is on fire"
+    ):
+        run_chapters(
+            tmp_path / "run",
+            profile="smoke",
+            notebooks_dir=tmp_path,
+            progress=False,
+            log=lambda s: None,
+        )
+    executed = sorted(p.name for p in (tmp_path / "run" / "notebooks").iterdir())
+    assert executed == ["01_ok.ipynb", "02_bad.failed.ipynb"]
+
+
+def test_only_selected_chapters_run_with_declared_parameters(tmp_path):
+    """Check --only by number, and that a chapter receives only the parameters it declares."""
+    _notebook(tmp_path / "01_a.ipynb", "print(answer)")
+    _notebook(tmp_path / "02_b.ipynb", "print(answer)")
+    run_chapters(
+        tmp_path / "run",
+        profile="smoke",
+        only=["02"],
+        overrides={"answer": 42},
+        notebooks_dir=tmp_path,
+        progress=False,
+        log=lambda s: None,
+    )
+    executed = nbformat.read(tmp_path / "run" / "notebooks" / "02_b.ipynb", as_version=4)
+    assert executed.cells[-1].outputs[0].text == "42\n"
+    injected = next(c.source for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert "image_size" not in injected  # the profile's other parameters are not forced on it
+    assert not (tmp_path / "run" / "notebooks" / "01_a.ipynb").exists()
+    with pytest.raises(ValueError, match="no chapter named 07"):
+        run_chapters(tmp_path / "run", only=["07"], notebooks_dir=tmp_path, progress=False)
+
+
+def test_chapters_are_found_in_book_order():
+    """Check that the project's chapters are discovered and ordered by number."""
+    names = list(chapter_notebooks())
+    assert names[0] == "01_eda" and names == sorted(names)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("image_size=96", ("image_size", 96)),
+        ("data_dir=/x/y", ("data_dir", "/x/y")),
+        ("flag=True", ("flag", True)),
+    ],
+)
+def test_parse_override(text, expected):
+    """Check that -p values are parsed as Python literals when they are literals."""
+    assert parse_override(text) == expected
+
+
+def test_cli_wrong_data_dir_is_one_line_naming_the_path(tmp_path, capsys):
+    """Check that a wrong --data-dir exits non-zero with one line that names the path."""
+    missing = tmp_path / "no-such-download"
+    status = main(["run", "--data-dir", str(missing), "--run-dir", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert status == 1
+    assert len(err.splitlines()) == 1 and str(missing) in err and "not found" in err
+
+
+def test_cli_unknown_profile_and_bad_override(tmp_path, capsys):
+    """Check that wrong parameters get a clear error, not a traceback."""
+    with pytest.raises(SystemExit):
+        main(["run", "--profile", "huge"])
+    assert main(["run", "-p", "oops", "--run-dir", str(tmp_path)]) == 1
+    assert "key=value" in capsys.readouterr().err
+
+
+def test_cli_audit_of_a_messy_folder(tmp_path, capsys):
+    """Check `tumornb audit` end to end: counts and the unreadable file listed."""
+    from tumornb.phantom import write_phantom_dataset
+
+    data = tmp_path / "data"
+    write_phantom_dataset(data, n_train_per_class=3, n_test_per_class=2, size_range=(64, 64))
+    (data / "Training" / "glioma" / "broken.jpg").write_bytes(b"\xff\xd8 broken")
+    assert main(["audit", str(data), "--run-dir", str(tmp_path / "run"), "--image-size", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "files: 21, usable: 20, unreadable: 1" in out
+    assert "broken.jpg: not an image file" in out or "broken.jpg: truncated JPEG" in out
