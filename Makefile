@@ -38,7 +38,7 @@ test-fast: venv
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: venv
-	$(BIN)/ruff check tumornb tests notebooks
+	$(BIN)/ruff check tumornb tests notebooks benchmarks
 	$(BIN)/ruff format --check tumornb tests
 
 format: venv
