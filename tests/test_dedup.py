@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tumornb.dedup import duplicate_groups, hamming_pairs, leakage, phash
+from tumornb.dedup import duplicate_groups, hamming_pairs, leakage, leakage_examples, phash
 
 
 def _image(seed: int) -> np.ndarray:
@@ -71,6 +71,7 @@ def test_leakage_reports_groups_across_splits():
         "glioma",
         "exact",
     ]
+    assert leakage_examples(manifest) == [("b", "a")]
 
 
 @pytest.mark.parametrize("n", [0, 1])

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-__all__ = ["NEAR_DUPLICATE_BITS", "duplicate_groups", "hamming_pairs", "leakage", "phash"]
+__all__ = ["NEAR_DUPLICATE_BITS", "duplicate_groups", "hamming_pairs", "leakage", "leakage_examples", "phash"]
 
 #: Largest pHash Hamming distance (of 64 bits) that counts as a near duplicate.
 #: Measured on the Kaggle (Sartaj) dataset: pairs at distance 2 are the same scan
@@ -169,3 +169,14 @@ def leakage(manifest: pd.DataFrame) -> pd.DataFrame:
             )
     columns = ["dup_group", "n_train", "n_test", "labels", "kind", "example"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def leakage_examples(manifest: pd.DataFrame, *, max_pairs: int = 6) -> list[tuple[str, str]]:
+    """``(test_path, train_path)`` for the first ``max_pairs`` leaking groups, to show side by side."""
+    pairs = []
+    for group in leakage(manifest)["dup_group"].head(max_pairs):
+        members = manifest[manifest["dup_group"] == group]
+        test = members.loc[members["split"] == "test", "path"].iloc[0]
+        train = members.loc[members["split"] == "train", "path"].iloc[0]
+        pairs.append((test, train))
+    return pairs
