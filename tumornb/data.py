@@ -252,24 +252,23 @@ def load_image_file(path: str | os.PathLike[str], image_size: int) -> np.ndarray
     UnreadableImage
         With the reason, when the file is not a usable image.
     """
+    return preprocess(read_image(_read_bytes(path), min_side=decode_side(image_size)), image_size)
+
+
+def _read_bytes(path: str | os.PathLike[str]) -> bytes:
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except OSError as exc:
         raise UnreadableImage(f"cannot read file ({exc.strerror or type(exc).__name__})") from None
-    return preprocess(read_image(data, min_side=decode_side(image_size)), image_size)
 
 
 def _audit_file(path: str, image_size: int) -> tuple[dict, np.ndarray | None]:
     """Read one file once: hashes, header facts and the resized pixels."""
     record = dict(width=0, height=0, mode="", format="", bytes=0, error="", sha256="", phash="")
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        record["error"] = f"cannot read file ({exc.strerror or type(exc).__name__})"
-        return record, None
-    record["bytes"] = len(data)
-    record["sha256"] = hashlib.sha256(data).hexdigest()
-    try:
+        data = _read_bytes(path)
+        record["bytes"] = len(data)
+        record["sha256"] = hashlib.sha256(data).hexdigest()
         image = read_image(data, min_side=decode_side(image_size))
     except UnreadableImage as exc:
         record["error"] = str(exc)

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from tumornb.labels import CLASS_NAMES
+from tumornb.paths import atomic_path
 
 __all__ = ["PhantomSlice", "make_slice", "write_phantom_dataset"]
 
@@ -403,9 +404,8 @@ def write_phantom_dataset(
         },
         "planted_copies_per_class": {s: _n_copies(params, s) for s in SPLIT_FOLDERS},
     }
-    tmp = stamp.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info, indent=2))
-    os.replace(tmp, stamp)  # the stamp is written last: its presence means "complete"
+    with atomic_path(stamp) as tmp:  # written last: its presence means "complete"
+        tmp.write_text(json.dumps(info, indent=2))
     return info
 
 

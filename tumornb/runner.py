@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tumornb.paths import RunDir
+from tumornb.paths import RunDir, atomic_path
 from tumornb.profiles import profile_parameters
 
 __all__ = ["ChapterFailed", "chapter_notebooks", "project_root", "run_chapters"]
@@ -160,8 +160,6 @@ def run_chapters(
 
 
 def _record_run(run: RunDir, profile: str, parameters: dict, results: list[ChapterResult]) -> None:
-    from tumornb.paths import atomic_path
-
     info = json.loads(run.run_info.read_text()) if run.run_info.exists() else {"chapters": {}}
     info.update(
         profile=profile,
