@@ -40,6 +40,7 @@ __all__ = [
     "UnreadableImage",
     "assign_split",
     "build_manifest",
+    "grouped_holdout",
     "load_image_file",
     "load_images",
     "preprocess",
@@ -278,11 +279,42 @@ def _audit_file(path: str, image_size: int) -> tuple[dict, np.ndarray | None]:
     return record, preprocess(image, image_size)
 
 
-def assign_split(manifest: pd.DataFrame, *, test_fraction: float = 0.2, seed: int = 0) -> pd.Series:
-    """A stratified, seeded, duplicate-aware train/test split.
+def grouped_holdout(labels, groups, *, fraction: float, seed: int = 0) -> np.ndarray:
+    """Pick a stratified, seeded share of rows, never splitting a group.
 
-    Images of one duplicate group always land in the same split, so a copy in
-    training cannot leak into testing; class proportions are kept.
+    Parameters
+    ----------
+    labels : sequence of str, length n
+        Class of each row; class proportions are kept on both sides.
+    groups : sequence of int, length n
+        Duplicate group of each row (``-1``: no duplicate). Rows of one group
+        land on the same side, so a copy on one side never leaks to the other.
+    fraction : float
+        Share of rows to hold out, in (0, 0.5].
+    seed : int, default=0
+
+    Returns
+    -------
+    ndarray of bool, length n
+        True for the held-out rows.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    if not 0 < fraction <= 0.5:
+        raise ValueError(f"the held-out fraction must be in (0, 0.5], got {fraction}")
+    labels = np.asarray(labels)
+    groups = np.asarray(groups).copy()
+    singles = groups < 0
+    groups[singles] = groups.max(initial=0) + 1 + np.arange(singles.sum())
+    folds = StratifiedGroupKFold(n_splits=max(2, round(1 / fraction)), shuffle=True, random_state=seed)
+    _, held_out = next(folds.split(np.zeros(len(labels)), labels, groups))
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[held_out] = True
+    return mask
+
+
+def assign_split(manifest: pd.DataFrame, *, test_fraction: float = 0.2, seed: int = 0) -> pd.Series:
+    """A stratified, seeded, duplicate-aware train/test split (see :func:`grouped_holdout`).
 
     Parameters
     ----------
@@ -297,19 +329,10 @@ def assign_split(manifest: pd.DataFrame, *, test_fraction: float = 0.2, seed: in
     Series of str
         ``"train"`` or ``"test"`` for each row.
     """
-    from sklearn.model_selection import StratifiedGroupKFold
-
     if not 0 < test_fraction <= 0.5:
         raise ValueError(f"test_fraction must be in (0, 0.5], got {test_fraction}")
-    n_splits = max(2, round(1 / test_fraction))
-    groups = manifest["dup_group"].to_numpy().copy()
-    singles = groups < 0
-    groups[singles] = groups.max(initial=0) + 1 + np.arange(singles.sum())
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    _, test_index = next(folds.split(np.zeros(len(manifest)), manifest["label"], groups))
-    split = pd.Series("train", index=manifest.index)
-    split.iloc[test_index] = "test"
-    return split
+    held_out = grouped_holdout(manifest["label"], manifest["dup_group"], fraction=test_fraction, seed=seed)
+    return pd.Series(np.where(held_out, "test", "train"), index=manifest.index)
 
 
 def build_manifest(

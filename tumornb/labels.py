@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["CLASS_NAMES", "SPLITS", "canonical_label"]
+__all__ = ["CLASS_NAMES", "SPLITS", "canonical_label", "ordered_classes"]
 
 #: Canonical class names, in the order used for one-hot encodings and plots.
 CLASS_NAMES: tuple[str, ...] = ("glioma", "meningioma", "notumor", "pituitary")
@@ -54,3 +54,17 @@ def canonical_label(folder_name: str) -> str:
     if key not in ("tumor", "tumour"):
         key = re.sub(r"tumou?r$", "", key) or key
     return _ALIASES.get(key, folder_name.lower())
+
+
+def ordered_classes(labels) -> list[str]:
+    """The labels present, canonical classes first in their usual order, others sorted after.
+
+    This is the class order of every one-hot encoding, table and plot.
+
+    Examples
+    --------
+    >>> ordered_classes(["pituitary", "glioma", "glioma"])
+    ['glioma', 'pituitary']
+    """
+    present = set(labels)
+    return [n for n in CLASS_NAMES if n in present] + sorted(present - set(CLASS_NAMES))

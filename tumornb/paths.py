@@ -8,6 +8,8 @@ through notebook globals. Its layout::
       manifest.csv          01_eda: one row per file found
       eda_summary.json      01_eda: counts, duplicates, leakage
       cache/                decoded image arrays keyed by manifest and image size
+      synthetic/            02_dgan: generated PNGs (Kaggle layout) and their manifest.csv
+      models/VARIANT/       03_cnn: model.keras, history.csv, train.json per trained variant
       notebooks/            executed notebooks (papermill output)
 """
 
@@ -55,6 +57,22 @@ class RunDir:
         return self.root / "cache"
 
     @property
+    def synthetic_dir(self) -> Path:
+        return self.root / "synthetic"
+
+    @property
+    def synthetic_manifest(self) -> Path:
+        return self.synthetic_dir / "manifest.csv"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    def model_dir(self, variant: str) -> Path:
+        """Folder of one trained classifier, e.g. ``models/real``."""
+        return self.models_dir / variant
+
+    @property
     def notebooks_dir(self) -> Path:
         return self.root / "notebooks"
 
@@ -64,11 +82,12 @@ class RunDir:
 
 
 @contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path that replaces ``target`` only if the block succeeds.
 
-    An interrupted writer leaves at most a stray ``.tmp`` file, never a
-    half-written ``target`` that a later run would trust.
+    An interrupted writer leaves at most a stray temporary file, never a
+    half-written ``target`` that a later run would trust. ``suffix`` ends the
+    temporary name, for writers that insist on an extension (``".keras"``).
 
     Examples
     --------
@@ -77,9 +96,13 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates the file private (0600); give it the permissions of an ordinary new file.
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, target)

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from tumornb.labels import CLASS_NAMES
+from tumornb.labels import CLASS_NAMES, ordered_classes
 
 __all__ = [
     "class_counts_chart",
@@ -27,14 +27,8 @@ __all__ = [
 _PALETTE = dict(zip(CLASS_NAMES, ("#4c72b0", "#dd8452", "#55a868", "#c44e52"), strict=True))
 
 
-def _ordered_classes(labels) -> list[str]:
-    """The labels present, canonical classes first in their usual order, others after."""
-    present = set(labels)
-    return [n for n in CLASS_NAMES if n in present] + sorted(present - set(CLASS_NAMES))
-
-
 def _class_scale(labels) -> alt.Scale:
-    names = _ordered_classes(labels)
+    names = ordered_classes(labels)
     return alt.Scale(domain=names, range=[_PALETTE.get(n, "#8c8c8c") for n in names])
 
 
@@ -111,7 +105,7 @@ def intensity_histograms(images: np.ndarray, labels, *, ax=None):
         _, ax = plt.subplots(figsize=(7, 3.5))
     labels = np.asarray(labels)
     levels = np.arange(256)
-    for label in _ordered_classes(labels):
+    for label in ordered_classes(labels):
         counts = np.bincount(images[labels == label].ravel(), minlength=256).astype(float)
         counts[:10] = 0
         ax.step(
@@ -135,7 +129,7 @@ def intensity_histograms(images: np.ndarray, labels, *, ax=None):
 def mean_images(images: np.ndarray, labels, *, axes=None):
     """The mean image of each class, on one shared grey scale."""
     labels = np.asarray(labels)
-    names = _ordered_classes(labels)
+    names = ordered_classes(labels)
     if axes is None:
         _, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.8))
     axes = np.atleast_1d(axes)
@@ -157,7 +151,7 @@ def image_grid(images: np.ndarray, labels, *, per_class: int = 6, seed: int = 0,
     matplotlib.figure.Figure
     """
     labels = np.asarray(labels)
-    names = _ordered_classes(labels)
+    names = ordered_classes(labels)
     rng = np.random.default_rng(seed)
     fig, axes = plt.subplots(
         len(names), per_class, figsize=(1.6 * per_class, 1.7 * len(names)), squeeze=False

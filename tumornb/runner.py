@@ -23,8 +23,9 @@ from tumornb.profiles import profile_parameters
 
 __all__ = ["ChapterFailed", "chapter_notebooks", "project_root", "run_chapters"]
 
-# TensorFlow's C++ logging writes timestamps into cell output; keep kernels quiet.
-KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONWARNINGS": "ignore"}
+# TensorFlow's C++ logging writes timestamps into cell output; keep kernels quiet. oneDNN stays
+# on (its one start-up notice goes to stderr, which the book hides): here it trains CNNs ~1.4x faster.
+KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
 
 
 class ChapterFailed(RuntimeError):

@@ -1,0 +1,188 @@
+"""Training: the validation split, mixing synthetic images, artifacts, resuming after interruption."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from tumornb.audit import audit_dataset  # noqa: E402
+from tumornb.data import grouped_holdout, read_manifest  # noqa: E402
+from tumornb.paths import RunDir  # noqa: E402
+from tumornb.pipeline import NO_AUGMENTATION  # noqa: E402
+from tumornb.training import (  # noqa: E402
+    TrainConfig,
+    add_synthetic,
+    load_trained,
+    real_training_set,
+    select_synthetic,
+    train_classifier,
+)
+
+SIDE = 32
+
+
+@pytest.fixture(scope="module")
+def eda_run(phantom_dir, tmp_path_factory):
+    """A run directory after chapter 01, at 32 px."""
+    run_dir = tmp_path_factory.mktemp("eda") / "run"
+    audit_dataset(phantom_dir, run_dir, image_size=SIDE)
+    return run_dir
+
+
+def test_validation_split_is_stratified_seeded_and_keeps_groups_together():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["a", "b", "c"], [60, 40, 20])
+    groups = np.full(len(labels), -1)
+    groups[rng.choice(len(labels), 40, replace=False)] = rng.integers(0, 12, 40)  # 12 duplicate groups
+    held = grouped_holdout(labels, groups, fraction=0.2, seed=3)
+    assert np.array_equal(held, grouped_holdout(labels, groups, fraction=0.2, seed=3))
+    assert not np.array_equal(held, grouped_holdout(labels, groups, fraction=0.2, seed=4))
+    for g in range(12):
+        sides = set(held[groups == g])
+        assert len(sides) <= 1, f"duplicate group {g} straddles the split"
+    for label in "abc":
+        share = held[labels == label].mean()
+        assert 0.1 < share < 0.35, (label, share)
+
+
+def test_real_training_set_never_contains_test_images(eda_run):
+    ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=0)
+    manifest = read_manifest(RunDir(eda_run).manifest)
+    test_paths = set(manifest.loc[manifest["split"] == "test", "path"])
+    used = set(ts.train_rows["path"]) | set(ts.val_rows["path"])
+    assert not used & test_paths
+    assert used == set(manifest.loc[(manifest["split"] == "train") & (manifest["error"] == ""), "path"])
+    assert ts.x_train.shape[1:] == (SIDE, SIDE) and len(ts.x_train) == len(ts.y_train) == len(ts.train_rows)
+    assert ts.class_names == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert (ts.counts()["validation"] == 3).all()  # 12 per class, a quarter held out
+    assert np.array_equal(ts.y_train, ts.train_rows["label"].map(ts.class_names.index).to_numpy())
+
+
+def _synthetic_manifest(counts: dict[str, int]) -> pd.DataFrame:
+    rows = [(f"{label}/{i}.png", label) for label, n in counts.items() for i in range(n)]
+    return pd.DataFrame(rows, columns=["path", "label"])
+
+
+def test_synthetic_selection_has_exact_counts_per_class():
+    real = pd.Series(["glioma"] * 100 + ["notumor"] * 33 + ["pituitary"] * 7)
+    synthetic = _synthetic_manifest({"glioma": 50, "notumor": 50, "pituitary": 50})
+    chosen = select_synthetic(synthetic, real, fraction=0.3, seed=0)
+    assert chosen["label"].value_counts().to_dict() == {"glioma": 30, "notumor": 10, "pituitary": 2}
+    assert chosen["path"].is_unique
+    again = select_synthetic(synthetic, real, fraction=0.3, seed=0)
+    assert again.equals(chosen)
+    assert len(select_synthetic(synthetic, real, fraction=0.0)) == 0
+
+
+def test_too_few_synthetic_images_is_a_clear_error():
+    real = pd.Series(["glioma"] * 100)
+    with pytest.raises(
+        ValueError, match="made 20 synthetic glioma images but synthetic_fraction=0.3 needs 30"
+    ):
+        select_synthetic(_synthetic_manifest({"glioma": 20}), real, fraction=0.3)
+
+
+def test_add_synthetic_appends_to_training_only(eda_run, tmp_path):
+    ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=0)
+    run = RunDir(eda_run)
+    assert add_synthetic(ts, eda_run) is None  # no chapter 02 output yet
+    rows = []
+    for label in ts.class_names:
+        (run.synthetic_dir / label).mkdir(parents=True, exist_ok=True)
+        for i in range(5):
+            cv2.imwrite(str(run.synthetic_dir / label / f"{i}.png"), np.full((48, 48), 100 + i, np.uint8))
+            rows.append((f"{label}/{i}.png", label))
+    try:
+        pd.DataFrame(rows, columns=["path", "label"]).to_csv(run.synthetic_manifest, index=False)
+        mixed = add_synthetic(ts, eda_run, fraction=0.5, seed=0)
+    finally:
+        import shutil
+
+        shutil.rmtree(run.synthetic_dir)
+    n_extra = mixed.counts()["train"] - ts.counts()["train"]
+    assert n_extra.to_dict() == {name: round(0.5 * 9) for name in ts.class_names}
+    assert np.array_equal(mixed.x_val, ts.x_val) and len(mixed.val_rows) == len(ts.val_rows)
+    assert mixed.x_train.shape[1:] == (SIDE, SIDE)
+    synthetic_part = mixed.x_train[len(ts.x_train) :]
+    assert set(np.unique(synthetic_part)) <= {0, 100, 101, 102, 103, 104}  # letterboxed flat PNGs
+    assert mixed.train_rows["synthetic"].sum() == n_extra.sum()
+
+
+def _config(**kwargs) -> TrainConfig:
+    return TrainConfig(model="tumornb_cnn", image_size=SIDE, batch_size=8, seed=1, **kwargs)
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, at_epoch: int):
+        super().__init__()
+        self.at_epoch = at_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_training_writes_its_artifacts(eda_run, tmp_path):
+    ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=0)
+    result = train_classifier(
+        ts.x_train,
+        ts.y_train,
+        ts.x_val,
+        ts.y_val,
+        tmp_path / "m",
+        _config(epochs=2),
+        class_names=ts.class_names,
+    )
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["history.csv", "model.keras", "train.json"]
+    info = json.loads((tmp_path / "m" / "train.json").read_text())
+    assert info["epochs_run"] == 2 and info["n_train"] == len(ts.x_train) and info["config"]["seed"] == 1
+    assert info["class_names"] == ts.class_names and info["preprocessing"]["image_size"] == SIDE
+    assert info["train_images_per_s"] > 0 and info["versions"]["keras"] == keras.__version__
+    assert list(result.history["epoch"]) == [0, 1]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds", "learning_rate"} <= set(result.history)
+    assert info["best_epoch"] == int(result.history["val_loss"].idxmin())
+    loaded = load_trained(tmp_path / "m")
+    np.testing.assert_allclose(
+        loaded.model.predict(ts.x_val[..., None].astype("float32"), verbose=0),
+        result.model.predict(ts.x_val[..., None].astype("float32"), verbose=0),
+        rtol=1e-5,
+    )
+
+
+def test_interrupted_training_resumes_where_it_stopped(eda_run, tmp_path):
+    ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=0)
+    args = (ts.x_train, ts.y_train, ts.x_val, ts.y_val)
+    config = _config(epochs=4, augmentation=NO_AUGMENTATION)
+
+    straight = train_classifier(*args, tmp_path / "straight", config, class_names=ts.class_names)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(
+            *args, tmp_path / "resumed", config, class_names=ts.class_names, callbacks=[_Interrupt(2)]
+        )
+    assert not (tmp_path / "resumed" / "train.json").exists()  # nothing marks the run finished
+    with pytest.raises(FileNotFoundError, match="no finished training run"):
+        load_trained(tmp_path / "resumed")
+    assert len(pd.read_csv(tmp_path / "resumed" / "history.csv")) == 2
+
+    resumed = train_classifier(*args, tmp_path / "resumed", config, class_names=ts.class_names)
+    assert resumed.info["resumed_from_epoch"] == 2
+    assert list(resumed.history["epoch"]) == [0, 1, 2, 3]
+    assert not (tmp_path / "resumed" / "backup").exists()
+    # Same weights, same optimiser state and same batches from epoch 2 on: the same run.
+    np.testing.assert_allclose(resumed.history["loss"], straight.history["loss"], rtol=1e-4)
+    np.testing.assert_allclose(resumed.history["val_loss"], straight.history["val_loss"], rtol=1e-4)
+
+
+def test_a_new_run_in_an_old_folder_starts_afresh(eda_run, tmp_path):
+    ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=0)
+    args = (ts.x_train, ts.y_train, ts.x_val, ts.y_val, tmp_path / "m")
+    train_classifier(*args, _config(epochs=3), class_names=ts.class_names)
+    again = train_classifier(*args, _config(epochs=1), class_names=ts.class_names)
+    assert again.info["resumed_from_epoch"] == 0 and list(again.history["epoch"]) == [0]
