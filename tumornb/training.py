@@ -41,6 +41,7 @@ from tumornb.pipeline import Augmentation, evaluation_dataset, training_dataset
 
 __all__ = [
     "TrainConfig",
+    "TimeBudget",
     "TrainResult",
     "TrainingSet",
     "add_synthetic",
@@ -313,7 +314,7 @@ class _EpochFacts(keras.callbacks.Callback):
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
 
 
-class _TimeBudget(keras.callbacks.Callback):
+class TimeBudget(keras.callbacks.Callback):
     """Stop training at the first batch end past ``seconds`` (counting earlier, resumed time)."""
 
     def __init__(self, seconds: float, already: float = 0.0):
@@ -477,7 +478,7 @@ def train_classifier(
     ]
     if config.time_budget_s is not None:
         already = float(previous["seconds"].sum()) if len(previous) else 0.0
-        all_callbacks.append(_TimeBudget(config.time_budget_s, already))
+        all_callbacks.append(TimeBudget(config.time_budget_s, already))
     if progress is not None:
         all_callbacks.append(_ProgressBar(progress, config.epochs, start_epoch, config.model))
     all_callbacks += callbacks or []
