@@ -186,3 +186,44 @@ def test_a_new_run_in_an_old_folder_starts_afresh(eda_run, tmp_path):
     train_classifier(*args, _config(epochs=3), class_names=ts.class_names)
     again = train_classifier(*args, _config(epochs=1), class_names=ts.class_names)
     assert again.info["resumed_from_epoch"] == 0 and list(again.history["epoch"]) == [0]
+
+
+@pytest.mark.slow
+def test_chapter_03_trains_the_real_variant_in_the_smoke_run(smoke_run):
+    """Check chapter 03's artifacts after the smoke profile, and the note for the missing variant."""
+    import nbformat
+
+    run = RunDir(smoke_run)
+    trained = load_trained(run.model_dir("real"))
+    assert trained.info["config"]["epochs"] == 2 and trained.info["config"]["image_size"] == 64
+    assert trained.info["epochs_run"] == 2 and list(trained.history["epoch"]) == [0, 1]
+    assert trained.model.input_shape == (None, 64, 64, 1) and trained.model.output_shape == (None, 4)
+    assert not run.model_dir("real+synthetic").exists()
+    executed = nbformat.read(run.notebooks_dir / "03_cnn.ipynb", as_version=4)
+    text = "".join(
+        str(output.get("data", {}).get("text/markdown", ""))
+        for cell in executed.cells
+        for output in cell.get("outputs", [])
+    )
+    assert "`real+synthetic` variant is skipped" in text
+
+
+def test_history_plots_take_every_variant(tmp_path):
+    from tumornb.plots import _long_history, history_chart
+
+    history = pd.DataFrame(
+        {
+            "epoch": [0, 1, 2],
+            "loss": [3, 2, 1],
+            "accuracy": [0.3, 0.5, 0.7],
+            "val_loss": [3, 2.5, 2],
+            "val_accuracy": [0.25, 0.4, 0.6],
+        }
+    )
+    long = _long_history({"real": history, "real+synthetic": history.assign(loss=[4, 3, 2])})
+    assert len(long) == 2 * 2 * 2 * 3  # variants x metrics x splits x epochs
+    assert long["epoch"].min() == 1  # shown counting from 1
+    row = long[(long.variant == "real+synthetic") & (long.metric == "loss") & (long.split == "train")]
+    assert row["value"].tolist() == [4, 3, 2]
+    spec = history_chart({"real": history}).to_dict()
+    assert spec["facet"]["column"]["field"] == "metric"

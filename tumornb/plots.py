@@ -15,8 +15,11 @@ import pandas as pd
 from tumornb.labels import CLASS_NAMES, ordered_classes
 
 __all__ = [
+    "augmentation_grid",
     "class_counts_chart",
     "embedding_chart",
+    "history_chart",
+    "history_figure",
     "image_grid",
     "image_pairs",
     "intensity_histograms",
@@ -188,5 +191,105 @@ def image_pairs(left: np.ndarray, right: np.ndarray, *, captions=None, max_pairs
             axes[row, k].axis("off")
         if captions is not None:
             axes[0, k].set_title(captions[k], fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _long_history(histories: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Histories of several variants as one long table: variant, epoch, metric, split, value."""
+    frames = []
+    for variant, history in histories.items():
+        for metric in ("loss", "accuracy"):
+            for split, column in (("train", metric), ("validation", f"val_{metric}")):
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "variant": variant,
+                            "epoch": history["epoch"].to_numpy() + 1,
+                            "metric": metric,
+                            "split": split,
+                            "value": history[column].to_numpy(),
+                        }
+                    )
+                )
+    return pd.concat(frames, ignore_index=True)
+
+
+def history_chart(histories: dict[str, pd.DataFrame]) -> alt.Chart:
+    """Interactive loss and accuracy per epoch, train against validation, one colour per variant.
+
+    Parameters
+    ----------
+    histories : dict of str to DataFrame
+        ``history.csv`` tables (columns ``epoch``, ``loss``, ``accuracy``,
+        ``val_loss``, ``val_accuracy``) by variant name.
+    """
+    data = _long_history(histories)
+    pick = alt.selection_point(fields=["variant"], bind="legend")
+    base = (
+        alt.Chart(data)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+            color=alt.Color("variant:N", title="variant"),
+            strokeDash=alt.StrokeDash("split:N", title="split", sort=["train", "validation"]),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
+            tooltip=["variant", "split", "epoch", alt.Tooltip("value:Q", format=".3f")],
+        )
+        .properties(width=300, height=220)
+        .add_params(pick)
+    )
+    return base.facet(column=alt.Column("metric:N", title=None, sort=["loss", "accuracy"])).resolve_scale(
+        y="independent"
+    )
+
+
+def history_figure(histories: dict[str, pd.DataFrame]):
+    """The same history as :func:`history_chart`, as a static seaborn figure.
+
+    Returns
+    -------
+    seaborn.FacetGrid
+    """
+    import seaborn as sns
+
+    grid = sns.relplot(
+        data=_long_history(histories),
+        x="epoch",
+        y="value",
+        hue="variant",
+        style="split",
+        col="metric",
+        kind="line",
+        markers=True,
+        height=3.0,
+        aspect=1.3,
+        facet_kws={"sharey": False},
+    )
+    grid.set_titles("{col_name}")
+    return grid
+
+
+def augmentation_grid(image: np.ndarray, augmentation=None, *, n: int = 11, seed: int = 0):
+    """One image and ``n`` random augmentations of it, as the training pipeline makes them.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import tensorflow as tf
+
+    from tumornb.pipeline import Augmentation, augment_batch
+
+    batch = tf.constant(np.repeat(image[None, ..., None], n, axis=0), tf.float32)
+    warped = augment_batch(batch, tf.constant([seed, 0]), augmentation or Augmentation()).numpy()[..., 0]
+    cols = (n + 2) // 2
+    fig, axes = plt.subplots(2, cols, figsize=(1.6 * cols, 3.4), squeeze=False)
+    for ax, picture, title in zip(axes.ravel(), [image, *warped], ["original"] + [""] * n, strict=False):
+        ax.imshow(picture, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(title, fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
     fig.tight_layout()
     return fig

@@ -25,6 +25,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "phantom_train_per_class": 40,
         "phantom_test_per_class": 10,
         "embedding_max_images": 300,
+        "epochs": 2,
     },
     "default": {
         "image_size": 128,
@@ -32,6 +33,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "phantom_train_per_class": 300,
         "phantom_test_per_class": 75,
         "embedding_max_images": 1500,
+        "epochs": 20,
     },
     "full": {
         "image_size": 128,
@@ -39,6 +41,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "phantom_train_per_class": 1200,
         "phantom_test_per_class": 300,
         "embedding_max_images": 4000,
+        "epochs": 40,
     },
 }
 
