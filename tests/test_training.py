@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
 
 from tumornb.audit import audit_dataset  # noqa: E402
 from tumornb.data import grouped_holdout, read_manifest  # noqa: E402
@@ -227,3 +228,18 @@ def test_history_plots_take_every_variant(tmp_path):
     assert row["value"].tolist() == [4, 3, 2]
     spec = history_chart({"real": history}).to_dict()
     assert spec["facet"]["column"]["field"] == "metric"
+
+
+def test_mixed_precision_when_asked_and_float32_otherwise(eda_run, tmp_path):
+    ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=0)
+    data = (ts.x_train[:16], ts.y_train[:16], ts.x_val, ts.y_val)
+    mixed = train_classifier(
+        *data, tmp_path / "mixed", _config(epochs=1, mixed_precision=True), class_names=ts.class_names
+    )
+    assert mixed.info["mixed_precision"] is True
+    assert mixed.model.layers[2].compute_dtype == "float16" and mixed.model.output.dtype == "float32"
+    assert np.isfinite(mixed.history["loss"]).all()
+    assert keras.mixed_precision.global_policy().name == "float32"  # nothing leaks to later models
+    plain = train_classifier(*data, tmp_path / "plain", _config(epochs=1), class_names=ts.class_names)
+    assert plain.info["mixed_precision"] is bool(tf.config.list_physical_devices("GPU"))
+    assert plain.model.layers[2].compute_dtype == "float32"

@@ -238,6 +238,10 @@ class TrainConfig:
         ``None`` trains on the images unchanged.
     time_budget_s : float, optional
         Stop after the batch that crosses this many seconds of training.
+    mixed_precision : bool, optional
+        Compute in float16 with float32 weights. Default: on when TensorFlow
+        sees a GPU (where it is about twice as fast), off on CPUs (where
+        float16 arithmetic is emulated and slow).
     """
 
     model: str = "tumornb_cnn"
@@ -249,6 +253,7 @@ class TrainConfig:
     seed: int = 0
     augmentation: Augmentation | None = field(default_factory=Augmentation)
     time_budget_s: float | None = None
+    mixed_precision: bool | None = None
 
     def to_dict(self) -> dict:
         config = asdict(self)
@@ -450,7 +455,16 @@ def train_classifier(
     n_classes = len(class_names)
     steps = math.ceil(len(x_train) / config.batch_size)
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config.model, config.image_size, n_classes)
+    mixed = config.mixed_precision
+    if mixed is None:
+        mixed = bool(tf.config.list_physical_devices("GPU"))
+    previous_policy = keras.mixed_precision.global_policy()
+    # A layer takes its dtype policy when it is built; restore the global one straight after.
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    try:
+        model = build_model(config.model, config.image_size, n_classes)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
     compile_model(model, steps_per_epoch=steps, epochs=config.epochs, learning_rate=config.learning_rate)
 
     train_data = training_dataset(
@@ -514,13 +528,17 @@ def train_classifier(
         "best_val_loss": float(history["val_loss"].min()),
         "best_val_accuracy": float(history.loc[history["val_loss"].idxmin(), "val_accuracy"]),
         "resumed_from_epoch": start_epoch,
+        "mixed_precision": mixed,
+        "xla": bool(model.jit_compile),
         "wall_seconds": float(history["seconds"].sum()),
         "wall_seconds_this_call": wall,
         "train_images_per_s": float(history["images_per_s"].median()),
         "versions": _library_versions(),
         **(extra_info or {}),
     }
-    best = keras.models.load_model(model_path, safe_mode=True)
+    # The returned model is for inference; without the optimizer it also loads under any
+    # precision policy (a mixed-precision optimizer carries loss-scale variables).
+    best = keras.models.load_model(model_path, safe_mode=True, compile=False)
     with atomic_path(info_path) as tmp:
         tmp.write_text(json.dumps(info, indent=2))
     return TrainResult(model=best, history=history, info=info)
@@ -540,7 +558,7 @@ def load_trained(out_dir: str | Path) -> TrainResult:
         raise FileNotFoundError(
             f"no finished training run in {out}: run chapter 03 (tumornb run --only 03_cnn)"
         )
-    model = keras.models.load_model(out / "model.keras", safe_mode=True)
+    model = keras.models.load_model(out / "model.keras", safe_mode=True, compile=False)
     return TrainResult(
         model=model, history=pd.read_csv(out / "history.csv"), info=json.loads(info_path.read_text())
     )
