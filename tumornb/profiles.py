@@ -33,7 +33,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "phantom_train_per_class": 300,
         "phantom_test_per_class": 75,
         "embedding_max_images": 1500,
-        "epochs": 20,
+        "epochs": 30,
     },
     "full": {
         "image_size": 128,
