@@ -1,0 +1,82 @@
+"""Distances between image sets and the memorisation check."""
+
+import numpy as np
+import pytest
+
+from tumornb.quality import (
+    frechet_distance,
+    kernel_distance,
+    near_copy_threshold,
+    nearest_neighbours,
+    precision_recall,
+)
+
+
+@pytest.fixture
+def features():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(400, 8)), rng.normal(size=(400, 8))
+
+
+def test_frechet_distance_is_zero_for_a_set_with_itself_and_grows_with_a_shift(features):
+    a, b = features
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    same_distribution = frechet_distance(a, b)
+    shifts = [frechet_distance(a, b + s) for s in (0.5, 1.0, 2.0)]
+    assert same_distribution < shifts[0] < shifts[1] < shifts[2]
+    # A shift of every coordinate by s adds d * s^2 to the distance.
+    assert shifts[2] - same_distribution == pytest.approx(8 * 4, rel=0.1)
+
+
+def test_frechet_distance_sees_a_change_of_spread(features):
+    a, b = features
+    assert frechet_distance(a, 3 * b) > 10 * frechet_distance(a, b)
+
+
+def test_kernel_distance_is_about_zero_for_one_distribution_and_positive_for_two(features):
+    a, b = features
+    same, spread = kernel_distance(a, b, seed=0)
+    shifted, _ = kernel_distance(a, b + 1.0, seed=0)
+    assert abs(same) < 3 * spread + 1e-3
+    assert shifted > 20 * abs(same)
+    with pytest.raises(ValueError, match="at least 2"):
+        kernel_distance(a[:1], b)
+
+
+def test_nearest_neighbours_finds_a_planted_copy_and_can_skip_itself(features):
+    real, fake = features
+    fake = fake.copy()
+    fake[7] = real[123]
+    distances, indices = nearest_neighbours(fake, real)
+    assert indices[7] == 123 and distances[7] == pytest.approx(0, abs=1e-6)
+    assert distances.argmin() == 7
+    self_distances, self_indices = nearest_neighbours(real, real, exclude_self=True)
+    assert (self_indices != np.arange(len(real))).all() and (self_distances > 0).all()
+
+
+def test_a_planted_copy_falls_under_the_near_copy_threshold_and_fresh_samples_do_not(features):
+    real, fake = features
+    fake = fake.copy()
+    fake[:3] = real[[5, 50, 250]] + 1e-3  # near-copies, as a memorising generator would make
+    threshold = near_copy_threshold(real, quantile=0.01)
+    distances, _ = nearest_neighbours(fake, real)
+    flagged = np.flatnonzero(distances < threshold)
+    assert set(flagged) >= {0, 1, 2}
+    assert len(flagged) <= 3 + 0.03 * len(fake)
+
+
+def test_near_copy_threshold_ignores_exact_duplicates_in_the_real_set(features):
+    real, _ = features
+    with_duplicates = np.vstack([real, real[:50]])
+    assert near_copy_threshold(with_duplicates) == pytest.approx(near_copy_threshold(real), rel=0.3)
+
+
+def test_precision_recall_of_a_matching_a_collapsed_and_a_disjoint_generator(features):
+    real, fake = features
+    precision, recall = precision_recall(real[:200], fake[:200])
+    assert precision > 0.8 and recall > 0.8
+    collapsed = real[:200].mean(0) + 0.01 * fake[:200]  # realistic but no variety
+    precision, recall = precision_recall(real[:200], collapsed)
+    assert precision > 0.9 and recall < 0.1
+    precision, recall = precision_recall(real[:200], fake[:200] + 100)
+    assert precision == 0 and recall == 0
