@@ -6,9 +6,11 @@ import pytest
 from tumornb.quality import (
     frechet_distance,
     kernel_distance,
+    memorisation,
     near_copy_threshold,
     nearest_neighbours,
     precision_recall,
+    quality_table,
 )
 
 
@@ -80,3 +82,25 @@ def test_precision_recall_of_a_matching_a_collapsed_and_a_disjoint_generator(fea
     assert precision > 0.9 and recall < 0.1
     precision, recall = precision_recall(real[:200], fake[:200] + 100)
     assert precision == 0 and recall == 0
+
+
+def test_quality_table_puts_a_good_generator_near_the_floor_and_a_bad_one_far_above(features):
+    real, fake = features
+    labels = np.repeat(["a", "b"], 200)
+    good = quality_table(real, labels, fake, labels, seed=0)
+    bad = quality_table(real, labels, fake + 2.0, labels, seed=0)
+    assert list(good.index) == ["a", "b"]
+    assert (good["FID"] < 2 * good["FID floor"]).all()
+    assert (bad["FID"] > 10 * bad["FID floor"]).all()
+    assert (bad["precision"] < good["precision"]).all()
+
+
+def test_memorisation_flags_a_planted_copy_of_a_training_image(features):
+    real, fake = features
+    fake = fake.copy()
+    fake[42] = real[7]
+    found = memorisation(fake, real)
+    table = found.table
+    assert table.loc[42, "near_copy"] and table.loc[42, "nearest_real"] == 7
+    assert table["near_copy"].sum() <= 1 + 0.03 * len(fake)
+    assert found.threshold > 0 and len(found.real_distances) == len(real)

@@ -14,18 +14,37 @@ features: the floor that two samples of real images reach.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import pandas as pd
 from scipy import linalg
 
 __all__ = [
+    "Memorisation",
     "embed",
     "feature_encoder",
     "frechet_distance",
     "kernel_distance",
+    "memorisation",
     "near_copy_threshold",
     "nearest_neighbours",
     "precision_recall",
+    "quality_table",
 ]
+
+
+def _trace_sqrt_product(cov_a: np.ndarray, cov_b: np.ndarray) -> float:
+    """``tr((C_a C_b)^(1/2))`` for symmetric positive semi-definite ``C_a``, ``C_b``.
+
+    Equals ``tr((C_a^(1/2) C_b C_a^(1/2))^(1/2))``, a symmetric matrix, so two
+    symmetric eigendecompositions replace a general matrix square root: faster
+    and stable when the covariances are singular (fewer images than features).
+    """
+    values, vectors = linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    inner = linalg.eigvalsh(root_a @ cov_b @ root_a)
+    return float(np.sqrt(np.clip(inner, 0, None)).sum())
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -45,13 +64,9 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
-    if not np.isfinite(covmean).all():
-        # Singular product (fewer images than features): regularise, as the reference FID code does.
-        eps = 1e-6 * np.eye(len(cov_a))
-        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
-    covmean = np.real(covmean)
-    value = np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean)
+    value = (
+        np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * _trace_sqrt_product(cov_a, cov_b)
+    )
     return float(max(value, 0.0))
 
 
@@ -192,3 +207,94 @@ def embed(encoder, images: np.ndarray, *, batch_size: int = 128) -> np.ndarray:
     """Features of uint8 grey images of shape ``(n, side, side)`` under ``encoder``."""
     x = np.asarray(images, np.float32)[..., None]
     return np.asarray(encoder.predict(x, batch_size=batch_size, verbose=0), np.float64)
+
+
+def quality_table(
+    real: np.ndarray,
+    real_labels,
+    fake: np.ndarray,
+    fake_labels,
+    *,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per-class quality of synthetic images against real ones, with the real-vs-real floor.
+
+    Parameters
+    ----------
+    real, fake : ndarray of shape (n, d) and (m, d)
+        Features (:func:`embed`) of real training and synthetic images.
+    real_labels, fake_labels : array-like of str
+    seed : int, default=0
+        Splits each class's real images into the two random halves of the floor.
+
+    Returns
+    -------
+    DataFrame
+        One row per class: ``FID``, ``KID``, ``precision`` and ``recall`` of
+        synthetic images against one half of the real images, and ``FID floor``
+        and ``KID floor`` of the other half against it: what a perfect generator
+        would score with this many images.
+    """
+    real_labels, fake_labels = np.asarray(real_labels), np.asarray(fake_labels)
+    rng = np.random.default_rng(seed)
+    rows = {}
+    for name in sorted(set(real_labels)):
+        r, f = real[real_labels == name], fake[fake_labels == name]
+        if len(f) < 2 or len(r) < 4:
+            continue
+        order = rng.permutation(len(r))
+        half_a, half_b = r[order[: len(r) // 2]], r[order[len(r) // 2 :]]
+        # The synthetic images stand in for the second half: same reference, same
+        # count, so score and floor are comparable (FID is biased by set size).
+        f = f[: len(half_b)]
+        precision, recall = precision_recall(half_a, f) if min(len(half_a), len(f)) > 3 else (np.nan, np.nan)
+        rows[name] = {
+            "FID": frechet_distance(half_a, f),
+            "FID floor": frechet_distance(half_a, half_b),
+            "KID": kernel_distance(half_a, f, seed=seed)[0],
+            "KID floor": kernel_distance(half_a, half_b, seed=seed)[0],
+            "precision": precision,
+            "recall": recall,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("class")
+
+
+@dataclass
+class Memorisation:
+    """What :func:`memorisation` found.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per synthetic image: ``nearest_real`` (row index into the real
+        features), ``distance``, ``near_copy`` (distance under ``threshold``).
+    threshold : float
+        The near-copy distance (see :func:`near_copy_threshold`).
+    real_distances : ndarray
+        Each real image's distance to its nearest other real image: the scale to read
+        ``table["distance"]`` against.
+    """
+
+    table: pd.DataFrame
+    threshold: float
+    real_distances: np.ndarray
+
+
+def memorisation(fake: np.ndarray, real: np.ndarray, *, quantile: float = 0.01) -> Memorisation:
+    """Each synthetic image's nearest real training image, and whether it is a near-copy.
+
+    Parameters
+    ----------
+    fake, real : ndarray of shape (m, d) and (n, d)
+        Features of synthetic and of real training images.
+    quantile : float, default=0.01
+        See :func:`near_copy_threshold`.
+
+    Returns
+    -------
+    Memorisation
+    """
+    distances, indices = nearest_neighbours(fake, real)
+    threshold = near_copy_threshold(real, quantile=quantile)
+    table = pd.DataFrame({"nearest_real": indices, "distance": distances, "near_copy": distances < threshold})
+    return Memorisation(table, threshold, nearest_neighbours(real, real, exclude_self=True)[0])
