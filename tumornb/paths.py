@@ -8,6 +8,7 @@ through notebook globals. Its layout::
       manifest.csv          01_eda: one row per file found
       eda_summary.json      01_eda: counts, duplicates, leakage
       cache/                decoded image arrays keyed by manifest and image size
+      gan/VARIANT/          02_dgan: generator weights, history.csv, learning grids, gan.json
       synthetic/            02_dgan: generated PNGs (Kaggle layout) and their manifest.csv
       models/VARIANT/       03_cnn: model.keras, history.csv, train.json per trained variant
       notebooks/            executed notebooks (papermill output)
@@ -55,6 +56,10 @@ class RunDir:
     @property
     def cache_dir(self) -> Path:
         return self.root / "cache"
+
+    def gan_dir(self, variant: str) -> Path:
+        """Folder of one trained GAN, e.g. ``gan/conditional``."""
+        return self.root / "gan" / variant
 
     @property
     def synthetic_dir(self) -> Path:

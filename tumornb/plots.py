@@ -17,7 +17,10 @@ from tumornb.labels import CLASS_NAMES, ordered_classes
 __all__ = [
     "augmentation_grid",
     "class_counts_chart",
+    "distance_histograms",
     "embedding_chart",
+    "gan_loss_chart",
+    "grid_progression",
     "history_chart",
     "history_figure",
     "image_grid",
@@ -293,3 +296,63 @@ def augmentation_grid(image: np.ndarray, augmentation=None, *, n: int = 11, seed
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def gan_loss_chart(history: pd.DataFrame, variant: str = "") -> alt.Chart:
+    """Discriminator and generator hinge losses per epoch, one line per GAN (interactive).
+
+    Parameters
+    ----------
+    history : DataFrame
+        ``TrainedGAN.history``: columns ``epoch``, ``d_loss``, ``g_loss``, ``model``.
+    """
+    data = history.melt(id_vars=["epoch", "model"], value_vars=["d_loss", "g_loss"], var_name="loss")
+    data["epoch"] += 1
+    data["loss"] = data["loss"].map({"d_loss": "discriminator", "g_loss": "generator"})
+    return (
+        alt.Chart(data, title=f"GAN losses{f' ({variant})' if variant else ''}")
+        .mark_line()
+        .encode(
+            x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("value:Q", title="hinge loss"),
+            color=alt.Color("model:N", title="GAN"),
+            strokeDash=alt.StrokeDash("loss:N", title="network"),
+            tooltip=["model", "loss", "epoch", alt.Tooltip("value:Q", format=".3f")],
+        )
+        .properties(width=420, height=220)
+        .interactive()
+    )
+
+
+def grid_progression(grids: list[tuple[int, np.ndarray]], *, max_panels: int = 6):
+    """The fixed noise grid at several epochs, left to right.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        ``None`` when there is nothing to show.
+    """
+    if not grids:
+        return None
+    picks = np.unique(np.linspace(0, len(grids) - 1, min(max_panels, len(grids))).round().astype(int))
+    fig, axes = plt.subplots(1, len(picks), figsize=(2.6 * len(picks), 3.0), squeeze=False)
+    for ax, i in zip(axes[0], picks, strict=True):
+        epoch, image = grids[i]
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"epoch {epoch}", fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def distance_histograms(synthetic: np.ndarray, real: np.ndarray, threshold: float, *, ax=None):
+    """Nearest-real-neighbour distances of synthetic images beside real images' own, and the copy line."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.2))
+    bins = np.linspace(0, max(synthetic.max(initial=0), real.max(initial=0)) * 1.02 + 1e-9, 40)
+    ax.hist(real, bins=bins, density=True, alpha=0.5, label="real → nearest other real")
+    ax.hist(synthetic, bins=bins, density=True, alpha=0.5, label="synthetic → nearest real")
+    ax.axvline(threshold, color="k", ls="--", lw=1, label="near-copy threshold")
+    ax.set(xlabel="distance in feature space", ylabel="density", title="How close to a training image?")
+    ax.legend(fontsize=8)
+    return ax

@@ -1,0 +1,92 @@
+"""The D-GAN: shapes, one training step, conditional generation, the differentiable augmentation."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+from tumornb.gan import DGAN, build_discriminator, build_generator, diff_augment, from_uint8, to_uint8  # noqa: E402
+
+SIDE = 32
+
+
+def _real_batch(n=16, n_classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, SIDE, SIDE), dtype=np.uint8)
+    return from_uint8(images), rng.integers(0, n_classes, size=n).astype(np.int32)
+
+
+def test_generator_and_discriminator_shapes():
+    generator = build_generator(SIDE, 4, latent_dim=16, width=8)
+    discriminator = build_discriminator(SIDE, 4, width=8)
+    noise = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
+    labels = np.array([0, 1, 2, 3, 0], np.int32)
+    images = keras.ops.convert_to_numpy(generator([noise, labels]))
+    assert images.shape == (5, SIDE, SIDE, 1)
+    assert images.min() >= -1 and images.max() <= 1
+    assert keras.ops.convert_to_numpy(discriminator([images, labels])).shape == (5, 1)
+    with pytest.raises(ValueError, match="power of two"):
+        build_generator(48)
+
+
+def test_uint8_round_trip():
+    images = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    x = from_uint8(images)
+    assert x.shape == (1, 16, 16, 1) and x.min() == -1 and x.max() == 1
+    np.testing.assert_array_equal(to_uint8(x), images)
+
+
+def test_diff_augment_is_seeded_varies_and_passes_gradients():
+    x, _ = _real_batch(8)
+    x = tf.constant(x)
+    a = diff_augment(x, tf.constant([1, 2], tf.int64))
+    b = diff_augment(x, tf.constant([1, 2], tf.int64))
+    c = diff_augment(x, tf.constant([1, 3], tf.int64))
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert np.abs(a.numpy() - c.numpy()).mean() > 0.05
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(diff_augment(x, tf.constant([1, 2], tf.int64)))
+    gradient = tape.gradient(total, x)
+    assert gradient is not None and float(tf.reduce_sum(tf.abs(gradient))) > 0
+
+
+@pytest.mark.parametrize("n_classes", [4, 1])
+def test_one_training_step_gives_finite_losses_and_changes_the_weights(n_classes):
+    gan = DGAN(SIDE, n_classes, latent_dim=16, width=8, seed=0)
+    gan.compile()
+    before_g = [w.copy() for w in gan.generator.get_weights()]
+    before_d = [w.copy() for w in gan.discriminator.get_weights()]
+    before_ema = [w.copy() for w in gan.ema_generator.get_weights()]
+    images, labels = _real_batch(16, n_classes)
+    history = gan.fit(images, labels, batch_size=16, epochs=1, verbose=0).history
+    for key in ("d_loss", "g_loss"):
+        assert np.isfinite(history[key][0])
+
+    def changed(before, model):
+        return max(np.abs(a - b).max() for a, b in zip(before, model.get_weights(), strict=True))
+
+    assert changed(before_g, gan.generator) > 1e-6
+    assert changed(before_d, gan.discriminator) > 1e-6
+    # Average and generator start equal; after the first step the warm-up's decay is
+    # (1 + 1) / (10 + 1), so the average moves 9/11 of the generator's step.
+    expected = 9 / 11 * changed(before_g, gan.generator)
+    assert changed(before_ema, gan.ema_generator) == pytest.approx(expected, rel=1e-3)
+
+
+def test_generate_gives_the_requested_classes_reproducibly():
+    gan = DGAN(SIDE, 4, latent_dim=16, width=8)
+    labels = np.repeat(np.arange(4), [3, 1, 0, 2])
+    images = gan.generate(labels, seed=5)
+    assert images.shape == (6, SIDE, SIDE) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images, gan.generate(labels, seed=5))
+    assert not np.array_equal(images, gan.generate(labels, seed=6))
+    assert gan.generate(np.array([], int)).shape == (0, SIDE, SIDE)
+
+
+def test_the_class_changes_what_the_generator_draws():
+    gan = DGAN(SIDE, 4, latent_dim=16, width=8)
+    zeros = gan.generate(np.zeros(4, int), seed=1).astype(int)
+    threes = gan.generate(np.full(4, 3), seed=1).astype(int)
+    assert np.abs(zeros - threes).mean() > 0

@@ -1,0 +1,289 @@
+"""The D-GAN: a deep convolutional GAN that draws extra training images per class.
+
+Two variants share one implementation:
+
+* **conditional** (the default): one GAN for all classes; the generator gets
+  the class with the noise, the discriminator judges "real image *of this
+  class*?" through a projection of the class embedding (Miyato & Koyama, 2018).
+  Every class helps train the shared anatomy.
+* **per class** (the original method): one unconditional GAN per class, each
+  on that class's images only. Here it is the same model with one "class".
+
+What makes a GAN train on a few hundred images, each cheap to compute:
+
+* spectral normalisation of the discriminator's layers and the hinge loss, so
+  the discriminator cannot run away from the generator;
+* differentiable augmentation (Zhao et al., 2020, "DiffAugment"): real and
+  generated images alike are shifted, brightened and cut out before the
+  discriminator sees them, so it cannot memorise the few real images;
+* an exponential moving average of the generator's weights, used for every
+  image drawn after training: smoother than the last step's weights.
+
+Every random draw in a training step is stateless, a function of the seed and
+the step number, so a run resumed from its backup continues exactly as an
+uninterrupted one would.
+
+Images are float tensors in [-1, 1] inside this module; :func:`to_uint8` and
+:func:`from_uint8` convert at the edges.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+__all__ = [
+    "DGAN",
+    "build_discriminator",
+    "build_generator",
+    "diff_augment",
+    "from_uint8",
+    "to_uint8",
+]
+
+
+def from_uint8(images: np.ndarray) -> np.ndarray:
+    """Grey uint8 images ``(n, side, side)`` to float32 ``(n, side, side, 1)`` in [-1, 1]."""
+    return (np.asarray(images, np.float32)[..., None] / 127.5 - 1.0).astype(np.float32)
+
+
+def to_uint8(images) -> np.ndarray:
+    """Generator output ``(n, side, side, 1)`` in [-1, 1] to grey uint8 ``(n, side, side)``."""
+    x = np.asarray(images, np.float32)[..., 0]
+    return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def _translate(images: tf.Tensor, seed: tf.Tensor, max_shift: int) -> tf.Tensor:
+    """Shift each image by its own whole number of pixels; background (-1) comes in at the edges.
+
+    Gathers rows and columns from a padded copy: cheap, differentiable, and (unlike an
+    affine warp) supported by XLA.
+    """
+    n, side = tf.shape(images)[0], images.shape[1]
+    shifts = tf.random.stateless_uniform((n, 2), seed, -max_shift, max_shift + 1, dtype=tf.int32)
+    padded = tf.pad(
+        images, [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]], constant_values=-1.0
+    )
+    index = tf.range(side)[None, :] + max_shift
+    rows = tf.gather(padded, index - shifts[:, :1], axis=1, batch_dims=1)
+    return tf.gather(rows, index - shifts[:, 1:], axis=2, batch_dims=1)
+
+
+def diff_augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Translation by up to 1/8 of the side, brightness and cutout, differentiable in ``images`` (DiffAugment).
+
+    Parameters
+    ----------
+    images : Tensor of shape (batch, side, side, 1), in [-1, 1]
+    seed : Tensor of shape (2,), int
+        Stateless seed; equal seeds give equal outputs.
+    """
+    n, side = tf.shape(images)[0], images.shape[1]
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    x = _translate(images, seeds[0], max_shift=side // 8)
+    x = x + tf.random.stateless_uniform((n, 1, 1, 1), seeds[1], -0.5, 0.5)  # brightness
+    # Cut out a square of half the side at a random place: set to 0 (mid-grey).
+    half = side // 2
+    corner = tf.random.stateless_uniform((n, 2), seeds[2], 0, side - half + 1, dtype=tf.int32)
+    rows = tf.range(side)[None, :, None]
+    cols = tf.range(side)[None, None, :]
+    inside_rows = (rows >= corner[:, 0, None, None]) & (rows < corner[:, 0, None, None] + half)
+    inside_cols = (cols >= corner[:, 1, None, None]) & (cols < corner[:, 1, None, None] + half)
+    keep = tf.cast(~(inside_rows & inside_cols), x.dtype)[..., None]
+    return x * keep
+
+
+def _stages(image_size: int) -> int:
+    stages = int(np.log2(image_size)) - 2  # from 4x4
+    if image_size < 16 or 2 ** (stages + 2) != image_size:
+        raise ValueError(f"GAN image_size must be a power of two, at least 16, got {image_size}")
+    return stages
+
+
+def build_generator(
+    image_size: int = 64, n_classes: int = 4, *, latent_dim: int = 128, width: int = 32
+) -> keras.Model:
+    """Noise and class to image: a dense 4x4 start, then upsample-and-convolve stages.
+
+    Parameters
+    ----------
+    image_size : int, default=64
+        A power of two; the output is ``(image_size, image_size, 1)`` in [-1, 1].
+    n_classes : int, default=4
+        1 for an unconditional generator (the class input is then always 0).
+    latent_dim : int, default=128
+    width : int, default=32
+        Filters of the last stage; each earlier stage has twice as many, up to ``4 * width``.
+
+    Returns
+    -------
+    keras.Model
+        Inputs ``[noise (batch, latent_dim), class (batch,) int]``.
+    """
+    stages = _stages(image_size)
+    noise = keras.Input((latent_dim,), name="noise")
+    label = keras.Input((), dtype="int32", name="class")
+    embedded = layers.Embedding(n_classes, latent_dim, name="class_embedding")(label)
+    x = layers.Concatenate()([noise, embedded])
+    top = width * min(4, 2 ** (stages - 1))
+    x = layers.Dense(4 * 4 * top, use_bias=False)(x)
+    x = layers.Reshape((4, 4, top))(x)
+    x = layers.ReLU()(layers.BatchNormalization()(x))
+    for i in range(stages):
+        filters = width * min(4, 2 ** (stages - 1 - i))
+        x = layers.UpSampling2D()(x)
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization()(x))
+    image = layers.Conv2D(1, 3, padding="same", activation="tanh", dtype="float32", name="image")(x)
+    return keras.Model([noise, label], image, name="generator")
+
+
+def build_discriminator(image_size: int = 64, n_classes: int = 4, *, width: int = 32) -> keras.Model:
+    """Image and class to a realness score: spectrally normalised strided convolutions.
+
+    The score is ``w . h + embed(class) . h`` for the pooled features ``h``: the
+    projection discriminator, which asks whether the image is real *and*
+    belongs to the class.
+
+    Returns
+    -------
+    keras.Model
+        Inputs ``[image (batch, side, side, 1), class (batch,) int]``; output ``(batch, 1)``.
+    """
+    stages = _stages(image_size)
+    image = keras.Input((image_size, image_size, 1), name="image")
+    label = keras.Input((), dtype="int32", name="class")
+    x = image
+    for i in range(stages):
+        filters = width * min(4, 2**i)
+        x = layers.SpectralNormalization(layers.Conv2D(filters, 4, strides=2, padding="same"))(x)
+        x = layers.LeakyReLU(0.2)(x)
+    x = layers.SpectralNormalization(layers.Conv2D(filters, 3, padding="same"))(x)
+    h = layers.GlobalAveragePooling2D()(layers.LeakyReLU(0.2)(x))
+    score = layers.SpectralNormalization(layers.Dense(1))(h)
+    class_vector = layers.Embedding(n_classes, filters, name="class_projection")(label)
+    projection = layers.Dot(axes=1)([class_vector, h])
+    return keras.Model([image, label], layers.Add(dtype="float32")([score, projection]), name="discriminator")
+
+
+class DGAN(keras.Model):
+    """Generator, discriminator and the generator's moving average, trained with the hinge loss.
+
+    Parameters
+    ----------
+    image_size : int, default=64
+    n_classes : int, default=4
+        1 for the per-class variant (one model per class).
+    latent_dim : int, default=128
+    width : int, default=32
+        Width of both networks (see :func:`build_generator`).
+    ema : float, default=0.999
+        Decay of the generator's moving average, reached after a warm-up.
+    augment : bool, default=True
+        Differentiable augmentation of everything the discriminator sees.
+    seed : int, default=0
+        Every random draw in training is a function of this and the step.
+
+    Notes
+    -----
+    Train with :meth:`fit` on batches ``(images in [-1, 1], class indices)``
+    after :meth:`compile` with two optimisers; draw with :meth:`generate`.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        n_classes: int = 4,
+        *,
+        latent_dim: int = 128,
+        width: int = 32,
+        ema: float = 0.999,
+        augment: bool = True,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.image_size, self.n_classes, self.latent_dim = image_size, n_classes, latent_dim
+        self.ema, self.augment, self.seed = ema, augment, seed
+        self.generator = build_generator(image_size, n_classes, latent_dim=latent_dim, width=width)
+        self.discriminator = build_discriminator(image_size, n_classes, width=width)
+        self.ema_generator = build_generator(image_size, n_classes, latent_dim=latent_dim, width=width)
+        self.ema_generator.set_weights(self.generator.get_weights())
+        self.built = True  # every part is a built functional model
+
+    def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
+        """Adam at 2e-4 for the generator and the discriminator, betas (0, 0.99), unless given."""
+        self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.99)
+        self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.99)
+        # Keras' own bookkeeping (step counter, checkpoints) follows the discriminator's optimiser.
+        # No XLA: the augmentation's image transform has no XLA kernel.
+        kwargs.setdefault("jit_compile", False)
+        super().compile(optimizer=self.d_optimizer, **kwargs)
+        # Built now so that a checkpoint's optimiser state has somewhere to load into.
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def call(self, inputs, training=False):
+        return self.ema_generator(inputs, training=training)
+
+    def _step_seeds(self, n: int) -> tf.Tensor:
+        step = tf.cast(self.d_optimizer.iterations, tf.int64)
+        return tf.random.experimental.stateless_split(tf.stack([tf.constant(self.seed, tf.int64), step]), n)
+
+    def _judge(self, images, labels, seed):
+        if self.augment:
+            images = diff_augment(images, seed)
+        return self.discriminator([images, labels], training=True)
+
+    def train_step(self, data):
+        real, labels = data
+        labels = tf.cast(labels, tf.int32)
+        n = tf.shape(real)[0]
+        seeds = self._step_seeds(6)
+        noise = tf.random.stateless_normal((n, self.latent_dim), seeds[0])
+        with tf.GradientTape() as tape:
+            fake = self.generator([noise, labels], training=True)
+            real_score = self._judge(real, labels, seeds[1])
+            fake_score = self._judge(fake, labels, seeds[2])
+            d_loss = tf.reduce_mean(tf.nn.relu(1.0 - real_score)) + tf.reduce_mean(
+                tf.nn.relu(1.0 + fake_score)
+            )
+        weights = self.discriminator.trainable_weights
+        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, weights), weights, strict=True))
+
+        noise = tf.random.stateless_normal((n, self.latent_dim), seeds[3])
+        with tf.GradientTape() as tape:
+            fake = self.generator([noise, labels], training=True)
+            g_loss = -tf.reduce_mean(self._judge(fake, labels, seeds[4]))
+        weights = self.generator.trainable_weights
+        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, weights), weights, strict=True))
+
+        # Warm-up (as tf.train.ExponentialMovingAverage's num_updates): early on the
+        # average follows the generator closely instead of its random initial weights.
+        step = tf.cast(self.g_optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.ema, (1.0 + step) / (10.0 + step))
+        for average, current in zip(self.ema_generator.weights, self.generator.weights, strict=True):
+            average.assign(decay * average + (1.0 - decay) * current)
+        return {
+            "d_loss": d_loss,
+            "g_loss": g_loss,
+            "real_score": tf.reduce_mean(real_score),
+            "fake_score": tf.reduce_mean(fake_score),
+        }
+
+    def generate(self, labels: np.ndarray, *, seed: int = 0, batch_size: int = 256) -> np.ndarray:
+        """Draw one image per entry of ``labels`` with the averaged generator, as uint8.
+
+        The noise is a function of ``seed`` only, so equal calls give equal images.
+        """
+        labels = np.asarray(labels, np.int32)
+        noise = np.random.default_rng(seed).standard_normal((len(labels), self.latent_dim)).astype(np.float32)
+        out = [
+            to_uint8(
+                self.ema_generator([noise[i : i + batch_size], labels[i : i + batch_size]], training=False)
+            )
+            for i in range(0, len(labels), batch_size)
+        ]
+        return np.concatenate(out) if out else np.empty((0, self.image_size, self.image_size), np.uint8)
