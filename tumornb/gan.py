@@ -72,7 +72,7 @@ def _translate(images: tf.Tensor, seed: tf.Tensor, max_shift: int) -> tf.Tensor:
 
 
 def diff_augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Translation by up to 1/8 of the side, brightness and cutout, differentiable in ``images`` (DiffAugment).
+    """Shift (up to 1/8 of the side), brightness and cutout, differentiable in ``images`` (DiffAugment).
 
     Parameters
     ----------

@@ -26,6 +26,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         "phantom_test_per_class": 10,
         "embedding_max_images": 300,
         "epochs": 2,
+        "gan_image_size": 32,
+        "gan_width": 8,
+        "gan_epochs": 2,
+        "gan_augment": True,
+        "compare_per_class": True,
     },
     "default": {
         "image_size": 128,
@@ -34,6 +39,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         "phantom_test_per_class": 75,
         "embedding_max_images": 1500,
         "epochs": 30,
+        "gan_image_size": 64,
+        "gan_width": 16,
+        "gan_epochs": 30,
+        "gan_augment": False,
+        "compare_per_class": True,
     },
     "full": {
         "image_size": 128,
@@ -42,6 +52,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         "phantom_test_per_class": 300,
         "embedding_max_images": 4000,
         "epochs": 40,
+        "gan_image_size": 128,
+        "gan_width": 32,
+        "gan_epochs": 200,
+        "gan_augment": True,
+        "compare_per_class": True,
     },
 }
 
