@@ -1,0 +1,106 @@
+"""Metrics against hand-computed cases, the bootstrap, paired tests and the verdict wording."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score
+
+from tumornb.metrics import (
+    Comparison,
+    Estimate,
+    bootstrap_ci,
+    classification_summary,
+    holm,
+    mcnemar,
+    paired_bootstrap,
+    per_class_table,
+    specificity,
+    verdict,
+)
+
+LABELS = ["a", "b", "c"]
+
+
+def test_per_class_table_matches_a_hand_computed_case():
+    y_true = np.array(["a", "a", "a", "b", "b", "c"])
+    y_pred = np.array(["a", "a", "b", "b", "c", "c"])
+    table = per_class_table(y_true, y_pred, LABELS)
+    # a: TP 2, FP 0, FN 1, TN 3.  b: TP 1, FP 1, FN 1, TN 3.  c: TP 1, FP 1, FN 0, TN 4.
+    np.testing.assert_allclose(table["precision"], [1.0, 0.5, 0.5])
+    np.testing.assert_allclose(table["recall"], [2 / 3, 0.5, 1.0])
+    np.testing.assert_allclose(table["specificity"], [1.0, 0.75, 0.8])
+    np.testing.assert_allclose(table["F1"], [0.8, 0.5, 2 / 3])
+    assert table["support"].tolist() == [3, 2, 1]
+    np.testing.assert_allclose(specificity(y_true, y_pred, np.array(LABELS)), [1.0, 0.75, 0.8])
+
+
+def test_classification_summary_point_values():
+    y_true = np.array([0, 0, 1, 1])
+    y_pred = np.array([0, 1, 1, 1])
+    summary = classification_summary(y_true, y_pred, n_boot=50)
+    assert summary["accuracy"].value == pytest.approx(0.75)
+    assert summary["balanced accuracy"].value == pytest.approx(0.75)  # (1/2 + 1) / 2
+    # kappa: p_o = 0.75, p_e = 0.5 * 0.25 + 0.5 * 0.75 = 0.5
+    assert summary["Cohen's kappa"].value == pytest.approx(0.5)
+
+
+def _predictions(n, accuracy, seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, 4, n)
+    wrong = rng.random(n) > accuracy
+    return y_true, np.where(wrong, (y_true + 1) % 4, y_true)
+
+
+def test_bootstrap_interval_contains_the_estimate_and_narrows_with_more_images():
+    widths = []
+    for n in (100, 1600):
+        y_true, y_pred = _predictions(n, 0.8, seed=1)
+        est = bootstrap_ci(accuracy_score, y_true, y_pred, n_boot=500)
+        assert est.low <= est.value <= est.high
+        widths.append(est.high - est.low)
+    # The width shrinks like 1 / sqrt(n): 16x the images, about 1/4 the width.
+    assert widths[1] < 0.4 * widths[0]
+
+
+def test_paired_comparison_of_identical_predictions_shows_no_difference():
+    y_true, y_pred = _predictions(300, 0.7, seed=2)
+    comparison = paired_bootstrap(accuracy_score, y_true, y_pred, y_pred, name="accuracy")
+    assert comparison.difference == Estimate(0.0, 0.0, 0.0) and comparison.p_value == 1.0
+    assert mcnemar(y_true, y_pred, y_pred) == 1.0
+
+
+def test_a_planted_improvement_is_detected():
+    y_true, pred_a = _predictions(400, 0.6, seed=3)
+    pred_b = pred_a.copy()
+    fixed = np.flatnonzero(pred_a != y_true)[:60]  # B gets 60 more images right (+15 points)
+    pred_b[fixed] = y_true[fixed]
+    comparison = paired_bootstrap(accuracy_score, y_true, pred_a, pred_b, name="accuracy")
+    assert comparison.difference.value == pytest.approx(60 / 400)
+    assert comparison.difference.low > 0 and comparison.p_value < 0.01
+    assert mcnemar(y_true, pred_a, pred_b) < 1e-10  # 60 discordant images, all favouring B
+
+
+def test_mcnemar_matches_the_binomial_by_hand():
+    y_true = np.zeros(10, int)
+    pred_a = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 1])  # right on 3
+    pred_b = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])  # right on 5: 2 discordant, both for B
+    # Two-sided exact binomial, 2 of 2: 2 * 0.5^2
+    assert mcnemar(y_true, pred_a, pred_b) == pytest.approx(0.5)
+
+
+def test_holm_adjusts_step_down_and_keeps_order():
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    np.testing.assert_allclose(holm([0.5, 0.001]), [0.5, 0.002])
+    assert holm([0.9, 0.8]).max() <= 1.0
+
+
+def test_verdict_wording_follows_the_numbers():
+    gain = Comparison("macro-F1", Estimate(0.042, 0.011, 0.070), 0.004)
+    assert verdict(gain, what="adding synthetic images") == (
+        "Adding synthetic images improves macro-F1 by +4.2 points [95% CI +1.1 to +7.0] (p = 0.004)."
+    )
+    none = Comparison("accuracy", Estimate(0.005, -0.02, 0.03), 0.61)
+    assert verdict(none, what="adding synthetic images").startswith("No significant difference:")
+    # The same gain is not significant once corrected for three comparisons.
+    assert verdict(gain, what="x", p_adjusted=0.2).startswith("No significant difference")
+    loss = Comparison("accuracy", Estimate(-0.08, -0.12, -0.04), 0.001)
+    assert "worsens accuracy by -8.0 points" in verdict(loss, what="training on 90% synthetic images")
