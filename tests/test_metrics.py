@@ -9,6 +9,7 @@ from tumornb.metrics import (
     Estimate,
     bootstrap_ci,
     classification_summary,
+    format_p,
     holm,
     mcnemar,
     paired_bootstrap,
@@ -102,5 +103,11 @@ def test_verdict_wording_follows_the_numbers():
     assert verdict(none, what="adding synthetic images").startswith("No significant difference:")
     # The same gain is not significant once corrected for three comparisons.
     assert verdict(gain, what="x", p_adjusted=0.2).startswith("No significant difference")
-    loss = Comparison("accuracy", Estimate(-0.08, -0.12, -0.04), 0.001)
-    assert "worsens accuracy by -8.0 points" in verdict(loss, what="training on 90% synthetic images")
+    loss = Comparison("accuracy", Estimate(-0.08, -0.12, -0.04), 0.0)
+    assert verdict(loss, what="training on 90% synthetic images").endswith(
+        "worsens accuracy by -8.0 points [95% CI -12.0 to -4.0] (p < 0.001)."
+    )
+
+
+def test_p_values_below_the_resolution_are_not_printed_as_zero():
+    assert format_p(0.0) == "p < 0.001" and format_p(0.0423) == "p = 0.042"

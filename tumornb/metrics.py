@@ -23,6 +23,7 @@ __all__ = [
     "Estimate",
     "bootstrap_ci",
     "classification_summary",
+    "format_p",
     "holm",
     "macro_f1",
     "mcnemar",
@@ -226,6 +227,11 @@ def holm(p_values: list[float] | np.ndarray) -> np.ndarray:
     return adjusted
 
 
+def format_p(p: float) -> str:
+    """``"p = 0.042"``, or ``"p < 0.001"`` below what three decimals (or a bootstrap) can resolve."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
 def verdict(
     comparison: Comparison, *, what: str, alpha: float = 0.05, p_adjusted: float | None = None
 ) -> str:
@@ -241,9 +247,10 @@ def verdict(
         The p-value after multiple-comparison correction; the raw one when not given.
     """
     p = comparison.p_value if p_adjusted is None else p_adjusted
+    p_text = format_p(p)
     d = comparison.difference
     points = f"{100 * d.value:+.1f} points [95% CI {100 * d.low:+.1f} to {100 * d.high:+.1f}]"
     if p >= alpha:
-        return f"No significant difference: {what} changes {comparison.metric} by {points} (p = {p:.3f})."
+        return f"No significant difference: {what} changes {comparison.metric} by {points} ({p_text})."
     direction = "improves" if d.value > 0 else "worsens"
-    return f"{what[0].upper()}{what[1:]} {direction} {comparison.metric} by {points} (p = {p:.3f})."
+    return f"{what[0].upper()}{what[1:]} {direction} {comparison.metric} by {points} ({p_text})."

@@ -11,6 +11,8 @@ through notebook globals. Its layout::
       gan/VARIANT/          02_dgan: generator weights, history.csv, learning grids, gan.json
       synthetic/            02_dgan: generated PNGs (Kaggle layout) and their manifest.csv
       models/VARIANT/       03_cnn: model.keras, history.csv, train.json per trained variant
+      metrics.json          04_eval: every headline number with its interval, the comparison
+      predictions.csv       04_eval: per test image and variant, true, predicted, probabilities
       notebooks/            executed notebooks (papermill output)
 """
 
@@ -76,6 +78,14 @@ class RunDir:
     def model_dir(self, variant: str) -> Path:
         """Folder of one trained classifier, e.g. ``models/real``."""
         return self.models_dir / variant
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions.csv"
 
     @property
     def notebooks_dir(self) -> Path:

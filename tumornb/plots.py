@@ -17,6 +17,9 @@ from tumornb.labels import CLASS_NAMES, ordered_classes
 __all__ = [
     "augmentation_grid",
     "class_counts_chart",
+    "comparison_chart",
+    "confusion_matrices",
+    "curves_chart",
     "distance_histograms",
     "embedding_chart",
     "gan_loss_chart",
@@ -27,6 +30,7 @@ __all__ = [
     "image_pairs",
     "intensity_histograms",
     "mean_images",
+    "reliability_diagram",
     "size_chart",
 ]
 
@@ -356,3 +360,119 @@ def distance_histograms(synthetic: np.ndarray, real: np.ndarray, threshold: floa
     ax.set(xlabel="distance in feature space", ylabel="density", title="How close to a training image?")
     ax.legend(fontsize=8)
     return ax
+
+
+def confusion_matrices(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str], *, title: str = ""):
+    """Confusion matrix as counts and row-normalised (recall on the diagonal), side by side.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import seaborn as sns
+    from sklearn.metrics import confusion_matrix
+
+    counts = confusion_matrix(y_true, y_pred, labels=np.arange(len(class_names)))
+    with np.errstate(invalid="ignore"):
+        rates = counts / counts.sum(1, keepdims=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, data, fmt, name in (
+        (axes[0], counts, "d", "counts"),
+        (axes[1], rates, ".2f", "share of the true class"),
+    ):
+        sns.heatmap(
+            data,
+            annot=True,
+            fmt=fmt,
+            cmap="Blues",
+            cbar=False,
+            ax=ax,
+            xticklabels=class_names,
+            yticklabels=class_names,
+        )
+        ax.set(xlabel="predicted", ylabel="true", title=f"{title} — {name}" if title else name)
+    fig.tight_layout()
+    return fig
+
+
+def curves_chart(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> alt.Chart:
+    """One-vs-rest ROC and precision-recall curves per class, with the area in the legend (interactive)."""
+    from sklearn.metrics import auc, precision_recall_curve, roc_curve
+
+    frames = []
+    for i, name in enumerate(class_names):
+        positive = np.asarray(y_true) == i
+        fpr, tpr, _ = roc_curve(positive, probabilities[:, i])
+        precision, recall, _ = precision_recall_curve(positive, probabilities[:, i])
+        frames.append(
+            pd.DataFrame({"curve": "ROC", "class": f"{name} (AUC {auc(fpr, tpr):.3f})", "x": fpr, "y": tpr})
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "curve": "precision-recall",
+                    "class": f"{name} (AP {auc(recall, precision):.3f})",
+                    "x": recall,
+                    "y": precision,
+                }
+            )
+        )
+    data = pd.concat(frames, ignore_index=True)
+    pick = alt.selection_point(fields=["class"], bind="legend")
+
+    def panel(curve: str, x_title: str, y_title: str) -> alt.Chart:
+        return (
+            alt.Chart(data[data["curve"] == curve], title=curve)
+            .mark_line(interpolate="step-after" if curve == "ROC" else "linear")
+            .encode(
+                x=alt.X("x:Q", title=x_title, scale=alt.Scale(domain=[0, 1])),
+                y=alt.Y("y:Q", title=y_title, scale=alt.Scale(domain=[0, 1])),
+                color=alt.Color("class:N", title=None),
+                opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
+                tooltip=["class", alt.Tooltip("x:Q", format=".3f"), alt.Tooltip("y:Q", format=".3f")],
+            )
+            .properties(width=280, height=250)
+            .add_params(pick)
+        )
+
+    return alt.hconcat(
+        panel("ROC", "false positive rate", "true positive rate"),
+        panel("precision-recall", "recall", "precision"),
+    )
+
+
+def reliability_diagram(tables: dict[str, pd.DataFrame], *, ax=None):
+    """Accuracy against confidence per bin, one line per model; the diagonal is perfect calibration.
+
+    Parameters
+    ----------
+    tables : dict of str to DataFrame
+        :func:`tumornb.evaluation.reliability_table` results by name.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.plot([0, 1], [0, 1], color="0.6", ls="--", lw=1, label="perfectly calibrated")
+    for name, table in tables.items():
+        ax.plot(table["confidence"], table["accuracy"], marker="o", label=name)
+    ax.set(xlabel="confidence (top class)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="Reliability")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def comparison_chart(table: pd.DataFrame) -> alt.Chart:
+    """Differences with 95% intervals, one row per comparison: a dot and a bar across zero.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Columns ``comparison``, ``metric``, ``difference``, ``low``, ``high`` (in points).
+    """
+    base = alt.Chart(table).encode(
+        y=alt.Y("comparison:N", title=None), color=alt.Color("metric:N"), yOffset="metric:N"
+    )
+    bars = base.mark_rule(strokeWidth=2).encode(x=alt.X("low:Q", title="difference (points)"), x2="high:Q")
+    dots = base.mark_point(filled=True, size=60).encode(
+        x="difference:Q", tooltip=["comparison", "metric", "difference", "low", "high"]
+    )
+    zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="0.5", strokeDash=[4, 3]).encode(x="x:Q")
+    return (zero + bars + dots).properties(width=420, height=alt.Step(28))

@@ -31,6 +31,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "gan_epochs": 2,
         "gan_augment": True,
         "compare_per_class": True,
+        "n_boot": 200,
     },
     "default": {
         "image_size": 128,
@@ -44,6 +45,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "gan_epochs": 30,
         "gan_augment": False,
         "compare_per_class": True,
+        "n_boot": 1000,
     },
     "full": {
         "image_size": 128,
@@ -57,6 +59,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "gan_epochs": 200,
         "gan_augment": True,
         "compare_per_class": True,
+        "n_boot": 2000,
     },
 }
 

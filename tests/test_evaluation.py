@@ -1,0 +1,108 @@
+"""Calibration, leakage filtering and the prediction file of chapter 04."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tumornb.evaluation import (
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    leaking_test_rows,
+    reliability_table,
+    write_json,
+    write_predictions,
+)
+
+
+def _softmax(logits):
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _calibrated_sample(n, seed, temperature=1.0):
+    """Labels drawn from softmax(logits); probabilities reported at ``temperature``."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=2.5, size=(n, 4))
+    truth = _softmax(logits)
+    labels = np.array([rng.choice(4, p=p) for p in truth])
+    return _softmax(logits / temperature), labels
+
+
+def test_temperature_one_changes_nothing_and_ranking_is_kept():
+    p, _ = _calibrated_sample(50, 0)
+    np.testing.assert_allclose(apply_temperature(p, 1.0), p, atol=1e-9)
+    np.testing.assert_array_equal(apply_temperature(p, 3.0).argmax(1), p.argmax(1))
+
+
+def test_fit_temperature_recovers_an_overconfident_model():
+    # Reported at T = 0.5 (overconfident): fitting should find about 2 to undo it.
+    p, labels = _calibrated_sample(4000, 1, temperature=0.5)
+    assert fit_temperature(p, labels) == pytest.approx(2.0, rel=0.15)
+
+
+def test_ece_is_small_when_calibrated_and_large_when_overconfident():
+    calibrated, labels = _calibrated_sample(4000, 2)
+    overconfident, _ = _calibrated_sample(4000, 2, temperature=0.3)
+    assert expected_calibration_error(calibrated, labels) < 0.03
+    assert expected_calibration_error(overconfident, labels) > 0.1
+    table = reliability_table(calibrated, labels)
+    assert table["count"].sum() == 4000 and (table["confidence"] <= 1).all()
+
+
+def test_ece_by_hand():
+    p = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
+    labels = np.array([0, 1, 0, 0])
+    # Bin 0.9: confidence 0.9, accuracy 0.5; bin 0.6: confidence 0.6, accuracy 1.0.
+    assert expected_calibration_error(p, labels) == pytest.approx((2 * 0.4 + 2 * 0.4) / 4)
+
+
+def test_leaking_test_rows_are_test_images_with_a_duplicate_in_training():
+    manifest = pd.DataFrame(
+        {
+            "split": ["train", "test", "test", "test", "train", "test"],
+            "dup_group": [0, 0, 1, -1, 2, 2],
+        }
+    )
+    # group 1 is only in test (a duplicate pair inside the test split): not leakage.
+    manifest.loc[len(manifest)] = ["test", 1]
+    assert leaking_test_rows(manifest).tolist() == [False, True, False, False, False, True, False]
+
+
+def test_prediction_file_has_one_row_per_image_and_variant(tmp_path):
+    rows = pd.DataFrame({"path": ["a.png", "b.png"]})
+    probabilities = {"real": np.array([[0.7, 0.3], [0.2, 0.8]]), "mixed": np.array([[0.4, 0.6], [0.1, 0.9]])}
+    table = write_predictions(tmp_path / "predictions.csv", rows, np.array([0, 1]), probabilities, ["x", "y"])
+    again = pd.read_csv(tmp_path / "predictions.csv")
+    assert list(again.columns) == ["variant", "path", "true", "predicted", "p_x", "p_y"]
+    assert again["predicted"].tolist() == ["x", "y", "y", "y"] and len(table) == 4
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_json_turns_nan_into_null(tmp_path):
+    write_json(tmp_path / "m.json", {"a": np.float64("nan"), "b": [np.int64(3), 0.5]})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": None, "b": [3, 0.5]}
+
+
+@pytest.mark.slow
+def test_chapter_04_writes_metrics_and_predictions_in_the_smoke_run(smoke_run):
+    """Check chapter 04's files after the smoke profile: every test image, both variants, intervals."""
+    from tumornb.paths import RunDir
+    from tumornb.profiles import profile_parameters
+
+    run = RunDir(smoke_run)
+    smoke = profile_parameters("smoke")
+    predictions = pd.read_csv(run.predictions)
+    n_test = 4 * smoke["phantom_test_per_class"]
+    assert predictions.groupby("variant").size().to_dict() == {"real": n_test, "real+synthetic": n_test}
+    probabilities = predictions.filter(like="p_").to_numpy()
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-4)
+    assert (predictions["predicted"] == predictions.filter(like="p_").idxmax(axis=1).str[2:]).all()
+    saved = json.loads(run.metrics.read_text())
+    assert saved["n_test"] == n_test and saved["n_boot"] == smoke["n_boot"]
+    for summary in saved["headline"].values():
+        accuracy = summary["accuracy"]
+        assert accuracy["low"] <= accuracy["value"] <= accuracy["high"]
+    assert [c["metric"] for c in saved["comparisons"]] == ["accuracy", "macro-F1"]
