@@ -13,9 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from tumornb.data import load_images, read_manifest
-from tumornb.labels import ordered_classes
-from tumornb.paths import RunDir, atomic_path
+from tumornb.paths import atomic_path
+from tumornb.training import run_images
 
 __all__ = [
     "TestSet",
@@ -48,11 +47,7 @@ def test_set(run_dir: str | Path, image_size: int) -> TestSet:
 
     ``rows["leaks"]`` marks the test images with a duplicate in the training split.
     """
-    run = RunDir(run_dir)
-    manifest = read_manifest(run.manifest)
-    usable = manifest[manifest["error"] == ""].reset_index(drop=True)
-    images = load_images(manifest, image_size, cache_dir=run.cache_dir)
-    class_names = ordered_classes(usable["label"])
+    usable, images, class_names = run_images(run_dir, image_size)
     is_test = (usable["split"] == "test").to_numpy()
     index = {name: i for i, name in enumerate(class_names)}
     # Whether each test image has an exact or near duplicate in training (chapter 01's groups).

@@ -36,6 +36,7 @@ import tensorflow as tf
 from tumornb.gan import DGAN
 from tumornb.paths import atomic_path
 from tumornb.pipeline import training_dataset
+from tumornb.training import closing_history
 
 __all__ = ["GANConfig", "TrainedGAN", "class_counts", "saved_grids", "train_gan", "write_synthetic"]
 
@@ -207,7 +208,7 @@ def _fit_one(
         callbacks.append(_EpochBar(progress, config.epochs, start_epoch, desc))
     started = time.perf_counter()
     steps = math.ceil(len(images) / config.batch_size)
-    try:
+    with closing_history(csv_logger):
         gan.fit(
             dataset,
             epochs=config.epochs,
@@ -216,10 +217,6 @@ def _fit_one(
             shuffle=False,  # the dataset shuffles, reproducibly
             verbose=0,
         )
-    finally:
-        # Keras closes the history file only when training ends normally.
-        if getattr(csv_logger, "csv_file", None) is not None and not csv_logger.csv_file.closed:
-            csv_logger.csv_file.close()
     seconds = time.perf_counter() - started
     with atomic_path(weights_path, suffix=".weights.h5") as tmp:
         gan.ema_generator.save_weights(tmp)

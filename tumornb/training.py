@@ -23,7 +23,8 @@ import math
 import platform
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -45,9 +46,11 @@ __all__ = [
     "TrainResult",
     "TrainingSet",
     "add_synthetic",
+    "closing_history",
     "load_synthetic",
     "load_trained",
     "real_training_set",
+    "run_images",
     "select_synthetic",
     "train_classifier",
 ]
@@ -76,6 +79,28 @@ class TrainingSet:
         )
 
 
+def run_images(run_dir: str | Path, image_size: int) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """A run's usable manifest rows, their cached images at ``image_size``, and the class names.
+
+    Both splits, in manifest order; callers select the split they may use.
+    """
+    run = RunDir(run_dir)
+    manifest = read_manifest(run.manifest)
+    usable = manifest[manifest["error"] == ""].reset_index(drop=True)
+    images = load_images(manifest, image_size, cache_dir=run.cache_dir)
+    return usable, images, ordered_classes(usable["label"])
+
+
+@contextmanager
+def closing_history(csv_logger: keras.callbacks.CSVLogger) -> Iterator[None]:
+    """Close a ``CSVLogger``'s file however training ends (Keras closes it only on a normal end)."""
+    try:
+        yield
+    finally:
+        if getattr(csv_logger, "csv_file", None) is not None and not csv_logger.csv_file.closed:
+            csv_logger.csv_file.close()
+
+
 def real_training_set(
     run_dir: str | Path, image_size: int, *, val_fraction: float = 0.15, seed: int = 0
 ) -> TrainingSet:
@@ -96,11 +121,7 @@ def real_training_set(
     -------
     TrainingSet
     """
-    run = RunDir(run_dir)
-    manifest = read_manifest(run.manifest)
-    usable = manifest[manifest["error"] == ""].reset_index(drop=True)
-    images = load_images(manifest, image_size, cache_dir=run.cache_dir)
-    class_names = ordered_classes(usable["label"])
+    usable, images, class_names = run_images(run_dir, image_size)
     is_train = (usable["split"] == "train").to_numpy()
     train = usable[is_train]
     held_out = grouped_holdout(train["label"], train["dup_group"], fraction=val_fraction, seed=seed)
@@ -498,7 +519,7 @@ def train_classifier(
     all_callbacks += callbacks or []
 
     started = time.perf_counter()
-    try:
+    with closing_history(csv_logger):
         model.fit(
             train_data,
             epochs=config.epochs,
@@ -508,10 +529,6 @@ def train_classifier(
             shuffle=False,  # the dataset shuffles, reproducibly
             verbose=0,
         )
-    finally:
-        # Keras closes the history file only when training ends normally.
-        if getattr(csv_logger, "csv_file", None) is not None and not csv_logger.csv_file.closed:
-            csv_logger.csv_file.close()
     wall = time.perf_counter() - started
 
     history = pd.read_csv(history_path)
