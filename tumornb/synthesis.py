@@ -36,7 +36,7 @@ import tensorflow as tf
 from tumornb.gan import DGAN
 from tumornb.paths import atomic_path
 from tumornb.pipeline import training_dataset
-from tumornb.training import closing_history
+from tumornb.training import closing_history, resume_point
 
 __all__ = ["GANConfig", "TrainedGAN", "class_counts", "saved_grids", "train_gan", "write_synthetic"]
 
@@ -180,12 +180,7 @@ def _fit_one(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     backup = out_dir / "backup"
-    metadata = backup / "training_metadata.json"
-    start_epoch = int(json.loads(metadata.read_text())["epoch"]) if metadata.exists() else 0
-    if history_path.exists():
-        # Rows past the backup belong to an epoch that will run again.
-        previous = pd.read_csv(history_path)
-        previous[previous["epoch"] < start_epoch].to_csv(history_path, index=False)
+    start_epoch, _ = resume_point(backup, history_path)
     # The classifier's stateless pipeline, unaugmented: batch order is a function of
     # (seed, epoch), so a resumed run sees the batches an uninterrupted one would.
     dataset = training_dataset(

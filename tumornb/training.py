@@ -50,6 +50,7 @@ __all__ = [
     "load_synthetic",
     "load_trained",
     "real_training_set",
+    "resume_point",
     "run_images",
     "select_synthetic",
     "train_classifier",
@@ -404,12 +405,26 @@ class _RestoreRandomState(keras.callbacks.Callback):
                 generator.state.assign(np.array([state[0], steps], dtype=state.dtype))
 
 
-def _resume_point(backup_dir: Path) -> int:
-    """Epochs finished by an interrupted run whose backup is in ``backup_dir`` (0 if none)."""
+def resume_point(backup_dir: Path, history_path: Path) -> tuple[int, pd.DataFrame]:
+    """Where an interrupted run whose ``BackupAndRestore`` state is in ``backup_dir`` resumes.
+
+    Returns
+    -------
+    start_epoch : int
+        Epochs the backup holds (0 when there is none).
+    previous : DataFrame
+        The history rows of those epochs. Rows written after the backup belong to
+        an epoch that will run again: they are dropped from ``history_path`` too.
+    """
     metadata = backup_dir / "training_metadata.json"
-    if not metadata.exists():
-        return 0
-    return int(json.loads(metadata.read_text())["epoch"])
+    start_epoch = int(json.loads(metadata.read_text())["epoch"]) if metadata.exists() else 0
+    previous = pd.DataFrame()
+    if start_epoch and history_path.exists():
+        previous = pd.read_csv(history_path)
+        previous = previous[previous["epoch"] < start_epoch]
+        with atomic_path(history_path) as tmp:
+            previous.to_csv(tmp, index=False)
+    return start_epoch, previous
 
 
 def train_classifier(
@@ -460,18 +475,11 @@ def train_classifier(
     backup_dir = out / "backup"
     # A finished run's folder is being reused: drop what described it before writing anew.
     info_path.unlink(missing_ok=True)
-    start_epoch = _resume_point(backup_dir)
+    start_epoch, previous = resume_point(backup_dir, history_path)
     if start_epoch == 0:
         shutil.rmtree(backup_dir, ignore_errors=True)
         history_path.unlink(missing_ok=True)
         model_path.unlink(missing_ok=True)
-    previous = pd.DataFrame()
-    if start_epoch and history_path.exists():
-        # Keep only the epochs the backup holds; a row written after it is redone.
-        previous = pd.read_csv(history_path)
-        previous = previous[previous["epoch"] < start_epoch]
-        with atomic_path(history_path) as tmp:
-            previous.to_csv(tmp, index=False)
 
     n_classes = len(class_names)
     steps = math.ceil(len(x_train) / config.batch_size)
