@@ -6,7 +6,7 @@ import pytest
 
 from tumornb.data import build_manifest
 from tumornb.labels import CLASS_NAMES
-from tumornb.phantom import make_slice, write_phantom_dataset
+from tumornb.phantom import load_masks, make_slice, write_phantom_dataset
 
 
 def _digest(folder):
@@ -35,6 +35,7 @@ def test_kaggle_layout_and_masks_outside_class_folders(phantom_dir):
             assert len(scans) == n
             masks = list((phantom_dir / "masks" / split / label).glob("*.png"))
             assert len(masks) == (0 if label == "notumor" else n)
+            assert len(list((phantom_dir / "brains" / split / label).glob("*.png"))) == n
     info = json.loads((phantom_dir / "phantom.json").read_text())
     assert info["counts"]["train"]["glioma"] == 12
 
@@ -103,3 +104,24 @@ def test_not_trivially_separable(tmp_path):
     train = (manifest["split"] == "train").to_numpy()
     model = LogisticRegression(max_iter=500).fit(X[train], manifest["label"][train])
     assert model.score(X[~train], manifest["label"][~train]) < 1.0
+
+
+def test_masks_are_squared_like_the_scans_and_lesions_lie_in_the_brain(phantom_dir):
+    """Check load_masks: one lesion per tumour scan, none for notumor, inside the brain, aligned."""
+    scans = sorted((phantom_dir / "Testing").glob("*/*.*"))
+    lesions, brains = load_masks(phantom_dir, scans, 48)
+    assert lesions.shape == brains.shape == (len(scans), 48, 48)
+    has_lesion = lesions.any(axis=(1, 2))
+    assert has_lesion.tolist() == [scan.parent.name != "notumor" for scan in scans]
+    assert (lesions & ~brains).sum() <= 0.02 * lesions.sum()  # only resampling at the edge
+    # The brain mask covers the bright part of the scan: the squared scan and mask line up.
+    from tumornb.data import load_image_file
+
+    image = load_image_file(scans[0], 48)
+    assert image[brains[0]].mean() > 3 * image[~brains[0]].mean()
+
+
+def test_masks_of_data_that_is_not_a_current_phantom_are_refused(tmp_path):
+    """Check that real data (no phantom.json) gets a clear error instead of empty masks."""
+    with pytest.raises(FileNotFoundError, match="masks exist for the embedded data only"):
+        load_masks(tmp_path, [tmp_path / "Testing" / "glioma" / "x.jpg"], 32)

@@ -1,4 +1,4 @@
-"""The ``tumornb`` command: ``run``, ``book``, ``phantom`` and ``audit``.
+"""The ``tumornb`` command: ``run``, ``book``, ``predict``, ``phantom`` and ``audit``.
 
 Examples
 --------
@@ -10,11 +10,17 @@ Run every chapter on the embedded phantom data, then render the book::
 On a Kaggle download::
 
     tumornb run --data-dir ~/data/brain-mri --profile default --run-dir runs/my-run
+
+Classify new images with a trained model::
+
+    tumornb predict scans/ --model runs/default/models/real --json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -56,6 +62,18 @@ def _build_parser() -> argparse.ArgumentParser:
     book.add_argument("--run-dir", default="runs/default", help="the run to render (default: %(default)s)")
     book.add_argument("--out", help="the HTML goes to OUT/_build/html (default: the run directory)")
 
+    predict = commands.add_parser(
+        "predict",
+        help="classify image files with a trained model",
+        description="Classify image files with a model trained by chapter 03. Files that cannot be "
+        "read get one error line each on stderr; the exit status is 1 when any failed.",
+    )
+    predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders")
+    predict.add_argument("--model", required=True, help="model.keras (train.json beside it), or its folder")
+    predict.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    predict.add_argument("--cam", metavar="OUT_DIR", help="write a Grad-CAM overlay per image into OUT_DIR")
+    predict.add_argument("--batch-size", type=int, default=64, help="images per batch (default: %(default)s)")
+
     phantom = commands.add_parser(
         "phantom", help="write the synthetic brain-MRI dataset in the Kaggle layout"
     )
@@ -95,6 +113,32 @@ def _book(args: argparse.Namespace) -> None:
     print(f"book written: {index}")
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from tumornb.predict import find_images, load_predictor
+
+    predictor = load_predictor(args.model)
+    result = predictor.predict_files(find_images(args.inputs), batch_size=args.batch_size)
+    for row in result.errors.itertuples():
+        print(f"tumornb predict: error: {row.path}: {row.error}", file=sys.stderr)
+    table = result.table
+    if args.json:
+        for row in table.to_dict(orient="records"):
+            probabilities = {name: round(float(row[f"p_{name}"]), 6) for name in predictor.class_names}
+            print(
+                json.dumps(
+                    {"path": row["path"], "predicted": row["predicted"], "probabilities": probabilities}
+                )
+            )
+    elif len(table):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.cam and len(table):
+        from tumornb.explain import write_overlays
+
+        written = write_overlays(predictor.model, result.images, table["path"], args.cam)
+        print(f"wrote {len(written)} Grad-CAM overlays to {args.cam}", file=sys.stderr)
+    return 1 if len(result.errors) else 0
+
+
 def _phantom(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
@@ -126,9 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tumornb.runner import ChapterFailed
 
     args = _build_parser().parse_args(argv)
-    handlers = {"run": _run, "book": _book, "phantom": _phantom, "audit": _audit}
+    # TensorFlow's C++ start-up notices would mix with the command's own output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    handlers = {"run": _run, "book": _book, "predict": _predict, "phantom": _phantom, "audit": _audit}
     try:
-        handlers[args.command](args)
+        status = handlers[args.command](args)
     except (
         DatasetError,
         ChapterFailed,
@@ -142,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tumornb {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ __all__ = [
     "load_image_file",
     "load_images",
     "preprocess",
+    "preprocessing_spec",
     "read_image",
     "read_manifest",
     "scan_dataset",
@@ -238,6 +239,25 @@ def preprocess(image: DecodedImage, image_size: int) -> np.ndarray:
     The one preprocessing used for the cache, training and prediction alike.
     """
     return to_square(image.gray, image_size)
+
+
+#: Bump when :func:`preprocess` changes, so a model trained under the old one is refused.
+PREPROCESSING_VERSION = 1
+
+
+def preprocessing_spec(image_size: int) -> dict:
+    """What :func:`preprocess` does, as stored with every trained model.
+
+    ``tumornb predict`` compares a model's stored spec with this one and refuses
+    to run when they differ, so prediction cannot silently disagree with training.
+    """
+    return {
+        "version": PREPROCESSING_VERSION,
+        "image_size": int(image_size),
+        "grey": True,
+        "letterbox": True,
+        "scale": "0-255",
+    }
 
 
 def decode_side(image_size: int) -> int:

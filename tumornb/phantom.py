@@ -19,9 +19,10 @@ motivated content:
 * small bright vessels in every class, a smooth intensity inhomogeneity (bias
   field) and Rician scanner noise.
 
-Each lesion's binary mask is written under ``masks/`` (outside the class
-folders, so loaders never mistake a mask for a scan); chapter 05 uses them to
-check whether the classifier looks at the lesion.
+Each lesion's binary mask is written under ``masks/`` and each brain's under
+``brains/`` (outside the class folders, so loaders never mistake a mask for a
+scan); chapter 05 uses them, through :func:`load_masks`, to check whether the
+classifier looks at the lesion.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ import numpy as np
 from tumornb.labels import CLASS_NAMES
 from tumornb.paths import atomic_path
 
-__all__ = ["PhantomSlice", "make_slice", "write_phantom_dataset"]
+__all__ = ["PhantomSlice", "load_masks", "make_slice", "mask_paths", "write_phantom_dataset"]
 
 _RENDER_SIDE = 128
 # Bump when the drawing changes, so a folder drawn by an older version is not reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 VIEWS = ("axial", "coronal", "sagittal")
 SEQUENCES = ("T1", "T1c", "T2")
@@ -332,6 +333,7 @@ def write_phantom_dataset(
         out_dir/Training/<class>/Tr-<cl>_0000.jpg   scans, one folder per class
         out_dir/Testing/<class>/Te-<cl>_0000.jpg
         out_dir/masks/<Split>/<class>/<stem>.png    lesion masks (not for notumor)
+        out_dir/brains/<Split>/<class>/<stem>.png   brain masks (every class)
         out_dir/phantom.json                        parameters, counts and planted copies
 
     Parameters
@@ -394,6 +396,7 @@ def write_phantom_dataset(
     for folder in SPLIT_FOLDERS.values():
         for label in CLASS_NAMES:
             (out_dir / folder / label).mkdir(parents=True, exist_ok=True)
+            (out_dir / "brains" / folder / label).mkdir(parents=True, exist_ok=True)
             if label != "notumor":
                 (out_dir / "masks" / folder / label).mkdir(parents=True, exist_ok=True)
     # Processes, not threads: drawing is many small numpy calls that hold the GIL.
@@ -425,8 +428,10 @@ def _n_copies(params: dict, split: str) -> int:
     return round(params["duplicate_fraction"] * params[f"n_{split}_per_class"])
 
 
-def _draw(seed: int, params: dict, split: str, label: str, index: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """Pixels (grey or BGR), mask and file extension of one scan, from its own seed."""
+def _draw(
+    seed: int, params: dict, split: str, label: str, index: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Pixels (grey or BGR), lesion mask, brain mask and file extension of one scan, from its own seed."""
     rng = _job_rng(seed, split, label, index)
     height, width = _image_size(rng, params["size_range"])
     sl = make_slice(label, rng=rng, height=height, width=width)
@@ -434,7 +439,7 @@ def _draw(seed: int, params: dict, split: str, label: str, index: int) -> tuple[
     if rng.random() < params["rgb_fraction"]:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
     ext = ".png" if rng.random() < params["png_fraction"] else ".jpg"
-    return pixels, sl.mask, ext
+    return pixels, sl.mask, sl.brain, ext
 
 
 def _write_one(out_dir: Path, seed: int, params: dict, job: tuple[str, str, int]) -> str:
@@ -449,18 +454,22 @@ def _write_one(out_dir: Path, seed: int, params: dict, job: tuple[str, str, int]
     if index >= params[f"n_{split}_per_class"] - n_copies:
         n_originals = params["n_train_per_class"] - _n_copies(params, "train")
         source = int(_job_rng(seed, split, label, index).integers(n_originals))
-        pixels, mask, ext = _draw(seed, params, "train", label, source)
+        pixels, mask, brain, ext = _draw(seed, params, "train", label, source)
         if split == "test":
             size = (round(pixels.shape[1] * 0.9), round(pixels.shape[0] * 0.9))
             pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-            mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+            mask, brain = (
+                cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+                for m in (mask, brain)
+            )
     else:
-        pixels, mask, ext = _draw(seed, params, split, label, index)
+        pixels, mask, brain, ext = _draw(seed, params, split, label, index)
     stem = f"{_FILE_PREFIX[split]}-{label[:2]}_{index:04d}"
     folder = SPLIT_FOLDERS[split]
     _write_image(out_dir / folder / label / f"{stem}{ext}", pixels)
     if label != "notumor":
         _write_image(out_dir / "masks" / folder / label / f"{stem}.png", mask.astype(np.uint8) * 255)
+    _write_image(out_dir / "brains" / folder / label / f"{stem}.png", brain.astype(np.uint8) * 255)
     return label
 
 
@@ -470,3 +479,63 @@ def _write_image(path: Path, pixels: np.ndarray) -> None:
     if not ok:
         raise OSError(f"could not encode {path}")
     path.write_bytes(buf.tobytes())
+
+
+def mask_paths(data_dir: str | os.PathLike[str], image_path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """The lesion and brain mask files of one phantom scan (the lesion file exists for tumours only)."""
+    image_path = Path(image_path)
+    relative = Path(image_path.parent.parent.name, image_path.parent.name, f"{image_path.stem}.png")
+    return Path(data_dir) / "masks" / relative, Path(data_dir) / "brains" / relative
+
+
+def load_masks(
+    data_dir: str | os.PathLike[str], image_paths, image_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lesion and brain masks of phantom scans, squared and resized exactly like the scans.
+
+    Parameters
+    ----------
+    data_dir : path-like
+        The phantom dataset (with ``phantom.json``).
+    image_paths : iterable of path-like
+        Scans inside ``data_dir``.
+    image_size : int
+        Side of the preprocessed images (see :func:`tumornb.data.preprocess`).
+
+    Returns
+    -------
+    lesions, brains : ndarray of shape (n, image_size, image_size), bool
+        A scan without a lesion (``notumor``) gets an empty lesion mask.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``data_dir`` is not a phantom dataset with brain masks (an older
+        version, or real data).
+    """
+    from tumornb.data import to_square
+
+    stamp = Path(data_dir) / "phantom.json"
+    version = json.loads(stamp.read_text())["params"]["generator_version"] if stamp.exists() else None
+    if version is None or version < 3:
+        raise FileNotFoundError(
+            f"{data_dir} is not a phantom dataset with lesion and brain masks "
+            "(written by tumornb.phantom version 3 or later); masks exist for the embedded data only."
+        )
+
+    def read(path: Path, shape: tuple[int, int]) -> np.ndarray:
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.exists() else None
+        if mask is None:
+            mask = np.zeros(shape, np.uint8)
+        return to_square(mask, image_size) > 127
+
+    lesions, brains = [], []
+    for image_path in image_paths:
+        lesion_path, brain_path = mask_paths(data_dir, image_path)
+        brain = cv2.imread(str(brain_path), cv2.IMREAD_GRAYSCALE)
+        if brain is None:
+            raise FileNotFoundError(f"no brain mask {brain_path} for {image_path}")
+        brains.append(to_square(brain, image_size) > 127)
+        lesions.append(read(lesion_path, brain.shape))
+    empty = np.zeros((0, image_size, image_size), bool)
+    return (np.stack(lesions), np.stack(brains)) if brains else (empty, empty.copy())

@@ -34,7 +34,7 @@ import pandas as pd
 import tensorflow as tf
 
 import tumornb
-from tumornb.data import grouped_holdout, load_image_file, load_images, read_manifest
+from tumornb.data import grouped_holdout, load_image_file, load_images, preprocessing_spec, read_manifest
 from tumornb.labels import ordered_classes
 from tumornb.models import build_model, compile_model
 from tumornb.paths import RunDir, atomic_path
@@ -544,7 +544,7 @@ def train_classifier(
     info = {
         "config": config.to_dict(),
         "class_names": list(class_names),
-        "preprocessing": {"image_size": config.image_size, "grey": True, "letterbox": True, "scale": "0-255"},
+        "preprocessing": preprocessing_spec(config.image_size),
         "n_train": len(x_train),
         "n_val": len(x_val),
         "n_params": model.count_params(),
