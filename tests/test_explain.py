@@ -119,3 +119,21 @@ def test_overlays_are_written_without_touching_other_files(tmp_path):
     assert [p.name for p in written] == ["a.cam.png", "a-2.cam.png", "b.cam.png"]
     assert cv2.imread(str(written[0])).shape == (32, 32, 3)
     assert scan.read_bytes() == b"not to be touched"
+
+
+@pytest.mark.slow
+def test_chapter_05_measures_the_pointing_game_in_the_smoke_run(smoke_run):
+    """Check chapter 05's explanations.json: scores in [0, 1] inside their intervals, predict agrees."""
+    import json
+
+    from tumornb.paths import RunDir
+
+    saved = json.loads(RunDir(smoke_run).explanations.read_text())
+    rows = {row["class"]: row for row in saved["pointing_game"]}
+    assert set(rows) == {"glioma", "meningioma", "pituitary", "all"}
+    for row in rows.values():
+        assert 0 <= row["low"] <= row["score"] <= row["high"] <= 1
+        assert 0 < row["chance"] < 0.5
+    assert rows["all"]["n"] == sum(rows[c]["n"] for c in ("glioma", "meningioma", "pituitary"))
+    assert saved["predict_vs_chapter_04_max_difference"] < 1e-4
+    assert saved["latency_ms"]["median"] > 0

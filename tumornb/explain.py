@@ -31,7 +31,15 @@ import tensorflow as tf
 
 from tumornb.paths import atomic_path
 
-__all__ = ["PointingGame", "grad_cam", "last_feature_layer", "overlay", "pointing_game", "write_overlays"]
+__all__ = [
+    "PointingGame",
+    "grad_cam",
+    "last_feature_layer",
+    "overlay",
+    "pointing_game",
+    "pointing_summary",
+    "write_overlays",
+]
 
 #: The final dense layer of every model in :mod:`tumornb.models`.
 OUTPUT_LAYER = "probabilities"
@@ -178,6 +186,48 @@ def pointing_game(maps: np.ndarray, lesions: np.ndarray, brains: np.ndarray) -> 
     hits = lesions[np.arange(len(maps)), rows, cols]
     chance = lesion_area / np.maximum((brains | lesions).sum(axis=(1, 2)), 1)
     return PointingGame(pd.DataFrame({"hit": hits, "chance": chance, "peak_row": rows, "peak_col": cols}))
+
+
+def pointing_summary(game: PointingGame, labels, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Pointing-game score per class and over all images, with bootstrap 95% intervals.
+
+    Parameters
+    ----------
+    game : PointingGame
+    labels : sequence of str
+        The class of each image in ``game.table``.
+    n_boot, seed
+        As in :func:`tumornb.metrics.bootstrap_ci`.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``class``, ``n``, ``score``, ``low``, ``high``, ``chance``; the
+        last row (``class`` = ``"all"``) pools every image.
+    """
+    from tumornb.labels import ordered_classes
+    from tumornb.metrics import bootstrap_ci
+
+    labels = np.asarray(labels)
+    hits = game.table["hit"].to_numpy(float)
+    chance = game.table["chance"].to_numpy()
+    rows = []
+    for name in [*ordered_classes(labels), "all"]:
+        chosen = labels == name if name != "all" else np.ones(len(labels), bool)
+        estimate = bootstrap_ci(
+            lambda h, _: float(np.mean(h)), hits[chosen], hits[chosen], n_boot=n_boot, seed=seed
+        )
+        rows.append(
+            {
+                "class": name,
+                "n": int(chosen.sum()),
+                "score": estimate.value,
+                "low": estimate.low,
+                "high": estimate.high,
+                "chance": float(chance[chosen].mean()),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, *, alpha: float = 0.45) -> np.ndarray:

@@ -13,6 +13,7 @@ through notebook globals. Its layout::
       models/VARIANT/       03_cnn: model.keras, history.csv, train.json per trained variant
       metrics.json          04_eval: every headline number with its interval, the comparison
       predictions.csv       04_eval: per test image and variant, true, predicted, probabilities
+      explanations.json     05_visualize_predictions: pointing-game scores and chance levels
       notebooks/            executed notebooks (papermill output)
 """
 
@@ -86,6 +87,10 @@ class RunDir:
     @property
     def predictions(self) -> Path:
         return self.root / "predictions.csv"
+
+    @property
+    def explanations(self) -> Path:
+        return self.root / "explanations.json"
 
     @property
     def notebooks_dir(self) -> Path:

@@ -16,6 +16,7 @@ from tumornb.labels import CLASS_NAMES, ordered_classes
 
 __all__ = [
     "augmentation_grid",
+    "cam_panels",
     "class_counts_chart",
     "comparison_chart",
     "confusion_matrices",
@@ -30,6 +31,9 @@ __all__ = [
     "image_pairs",
     "intensity_histograms",
     "mean_images",
+    "pointing_chart",
+    "prediction_grid",
+    "real_synthetic_gallery",
     "reliability_diagram",
     "size_chart",
 ]
@@ -476,3 +480,131 @@ def comparison_chart(table: pd.DataFrame) -> alt.Chart:
     )
     zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="0.5", strokeDash=[4, 3]).encode(x="x:Q")
     return (zero + bars + dots).properties(width=420, height=alt.Step(28))
+
+
+RIGHT_COLOUR, WRONG_COLOUR = "#1a7f37", "#cf222e"
+
+
+def prediction_grid(images: np.ndarray, true, predicted, confidence, *, columns: int = 6, title: str = ""):
+    """Images with ``true / predicted (confidence)`` titles: green when right, red when wrong.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, side, side)
+    true, predicted : sequences of str
+    confidence : sequence of float
+        The predicted class's probability.
+    columns : int, default=6
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        ``None`` when there is nothing to show.
+    """
+    n = len(images)
+    if n == 0:
+        return None
+    rows = -(-n // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.1 * rows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= n:
+            continue
+        ax.imshow(images[k], cmap="gray", vmin=0, vmax=255)
+        right = true[k] == predicted[k]
+        ax.set_title(
+            f"true: {true[k]}\npred: {predicted[k]} ({confidence[k]:.0%})",
+            fontsize=7,
+            color=RIGHT_COLOUR if right else WRONG_COLOUR,
+        )
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def cam_panels(
+    images: np.ndarray, heat_maps: np.ndarray, captions, *, lesions: np.ndarray | None = None, title: str = ""
+):
+    """Each image above its Grad-CAM overlay; the lesion outlined in white when known.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        ``None`` when there is nothing to show.
+    """
+    from tumornb.explain import overlay
+
+    n = len(images)
+    if n == 0:
+        return None
+    fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.1), squeeze=False)
+    for k in range(n):
+        axes[0, k].imshow(images[k], cmap="gray", vmin=0, vmax=255)
+        axes[1, k].imshow(overlay(images[k], heat_maps[k]))
+        peak = np.unravel_index(np.argmax(heat_maps[k]), heat_maps[k].shape)
+        axes[1, k].plot(peak[1], peak[0], marker="+", color="white", markersize=9, mew=1.5)
+        if lesions is not None and lesions[k].any():
+            axes[1, k].contour(lesions[k], levels=[0.5], colors="white", linewidths=0.8)
+        axes[0, k].set_title(captions[k], fontsize=7)
+        for ax in axes[:, k]:
+            ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def pointing_chart(table: pd.DataFrame) -> alt.Chart:
+    """Pointing-game score per class (bars, with bootstrap interval) against its chance level (ticks).
+
+    ``table`` has columns ``class``, ``score``, ``low``, ``high``, ``chance``.
+    """
+    base = alt.Chart(table).encode(y=alt.Y("class:N", title=None))
+    bars = base.mark_bar(opacity=0.8).encode(
+        x=alt.X("score:Q", title="share of heat-map peaks inside the lesion", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("class:N", scale=_class_scale(table["class"]), legend=None),
+        tooltip=["class", alt.Tooltip("score:Q", format=".2f"), alt.Tooltip("chance:Q", format=".3f"), "n"],
+    )
+    interval = base.mark_rule(color="black").encode(x="low:Q", x2="high:Q")
+    chance = base.mark_tick(color="black", thickness=2, size=18).encode(x="chance:Q")
+    return (bars + interval + chance).properties(
+        width=420, height=34 * len(table), title="Pointing game (tick: chance, a point dropped on the brain)"
+    )
+
+
+def real_synthetic_gallery(
+    real: np.ndarray,
+    real_labels,
+    synthetic: np.ndarray,
+    synthetic_labels,
+    *,
+    per_class: int = 4,
+    seed: int = 0,
+):
+    """One row per class: ``per_class`` random real images, then as many synthetic ones.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    real_labels, synthetic_labels = np.asarray(real_labels), np.asarray(synthetic_labels)
+    names = ordered_classes(real_labels)
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(
+        len(names), 2 * per_class, figsize=(1.5 * 2 * per_class, 1.6 * len(names)), squeeze=False
+    )
+    for row, name in zip(axes, names, strict=True):
+        for offset, (images, labels) in enumerate(((real, real_labels), (synthetic, synthetic_labels))):
+            members = np.flatnonzero(labels == name)
+            chosen = rng.choice(members, size=min(per_class, len(members)), replace=False)
+            for col in range(per_class):
+                ax = row[offset * per_class + col]
+                ax.axis("off")
+                if col < len(chosen):
+                    ax.imshow(images[chosen[col]], cmap="gray", vmin=0, vmax=255)
+        row[0].text(-0.08, 0.5, name, transform=row[0].transAxes, rotation=90, va="center", ha="right")
+    axes[0, 0].set_title("real", loc="left", fontsize=9)
+    axes[0, per_class].set_title("synthetic (chapter 02)", loc="left", fontsize=9)
+    fig.tight_layout()
+    return fig
