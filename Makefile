@@ -7,10 +7,11 @@ BIN     = $(VENV)/bin
 PROFILE ?= default
 RUN_DIR ?= runs/$(PROFILE)
 
-.PHONY: help venv book run test test-fast lint format clean
+.PHONY: help venv book run ablation test test-fast lint format clean
 
 help:
 	@echo "make book   set up $(VENV), run every chapter on the phantom data (profile $(PROFILE)), build _build/html"
+	@echo "make ablation  after make book: train chapter 04's ablation (variants x seeds), re-run 04-05, rebuild"
 	@echo "make test   set up $(VENV) and run the whole test suite"
 	@echo "make lint   ruff check and format check"
 
@@ -30,6 +31,11 @@ run: venv
 book: run
 	$(BIN)/tumornb book --run-dir $(RUN_DIR) --out .
 	@echo "open _build/html/index.html"
+
+ablation: venv
+	$(BIN)/tumornb ablate --profile $(PROFILE) --run-dir $(RUN_DIR)
+	$(BIN)/tumornb run --profile $(PROFILE) --run-dir $(RUN_DIR) --only 04,05
+	$(BIN)/tumornb book --run-dir $(RUN_DIR) --out .
 
 test: venv
 	$(BIN)/python -m pytest

@@ -35,7 +35,7 @@ def real_data() -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Path:
-    """The whole book executed once with the smoke profile on the phantom data."""
+    """The whole book executed once with the smoke profile on the phantom data, ablation included."""
     from tumornb.runner import run_chapters
 
     run_dir = tmp_path_factory.mktemp("runs") / "smoke"

@@ -1,4 +1,4 @@
-"""The ``tumornb`` command: ``run``, ``book``, ``predict``, ``phantom`` and ``audit``.
+"""The ``tumornb`` command: ``run``, ``ablate``, ``book``, ``predict``, ``phantom`` and ``audit``.
 
 Examples
 --------
@@ -57,6 +57,28 @@ def _build_parser() -> argparse.ArgumentParser:
         help="override a notebook parameter (repeatable)",
     )
     run.add_argument("--no-progress", action="store_true", help="hide the per-cell progress bar")
+    run.add_argument(
+        "--ablate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="before chapter 04, train the ablation's repetitions (the profile's ablation_seeds); "
+        "default: on for the smoke and full profiles, off for default",
+    )
+
+    ablate = commands.add_parser(
+        "ablate",
+        help="train chapter 04's ablation: each variant once per seed, one notebook execution each",
+        description="Train the classifier on each variant (real, real+synthetic, 10real+90synthetic) "
+        "once per seed, skipping those already trained; then re-run chapter 04 to see the result.",
+    )
+    ablate.add_argument(
+        "--run-dir", default="runs/default", help="a run after chapter 03 (default: %(default)s)"
+    )
+    ablate.add_argument("--profile", choices=list(PROFILES), default="default", help="(default: %(default)s)")
+    ablate.add_argument("--seeds", help="comma-separated seeds (default: the profile's ablation_seeds)")
+    ablate.add_argument("--variants", help="comma-separated variants (default: all three)")
+    ablate.add_argument("--jobs", type=int, default=1, help="trainings at once (default: %(default)s)")
+    ablate.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
 
     book = commands.add_parser("book", help="render a run's executed notebooks as an HTML book")
     book.add_argument("--run-dir", default="runs/default", help="the run to render (default: %(default)s)")
@@ -103,7 +125,18 @@ def _run(args: argparse.Namespace) -> None:
         only=only,
         overrides=overrides,
         progress=not args.no_progress,
+        ablate=args.ablate,
     )
+
+
+def _ablate(args: argparse.Namespace) -> None:
+    from tumornb.ablation import VARIANTS, run_ablation
+    from tumornb.profiles import profile_parameters
+
+    parameters = profile_parameters(args.profile) | dict(parse_override(item) for item in args.param)
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else parameters["ablation_seeds"]
+    variants = args.variants.split(",") if args.variants else list(VARIANTS)
+    run_ablation(args.run_dir, seeds=seeds, variants=variants, parameters=parameters, jobs=args.jobs)
 
 
 def _book(args: argparse.Namespace) -> None:
@@ -172,7 +205,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     # TensorFlow's C++ start-up notices would mix with the command's own output.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    handlers = {"run": _run, "book": _book, "predict": _predict, "phantom": _phantom, "audit": _audit}
+    handlers = {
+        "run": _run,
+        "ablate": _ablate,
+        "book": _book,
+        "predict": _predict,
+        "phantom": _phantom,
+        "audit": _audit,
+    }
     try:
         status = handlers[args.command](args)
     except (

@@ -64,9 +64,13 @@ def leaking_test_rows(manifest: pd.DataFrame) -> np.ndarray:
 
 def predict_proba(model, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
     """Class probabilities of uint8 images ``(n, side, side)`` under a trained classifier."""
-    from tumornb.pipeline import evaluation_dataset
-
-    return np.asarray(model.predict(evaluation_dataset(images, batch_size=batch_size), verbose=0), np.float64)
+    # Plain calls, not Model.predict: that traces a new graph per model, and chapter 04
+    # scores one model per variant and seed (TensorFlow then warns about retracing).
+    batches = [
+        model(images[start : start + batch_size, ..., None].astype(np.float32), training=False)
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate([np.asarray(b, np.float64) for b in batches]) if batches else np.empty((0, 0))
 
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:

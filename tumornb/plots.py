@@ -35,6 +35,7 @@ __all__ = [
     "prediction_grid",
     "real_synthetic_gallery",
     "reliability_diagram",
+    "seed_chart",
     "size_chart",
 ]
 
@@ -608,3 +609,22 @@ def real_synthetic_gallery(
     axes[0, per_class].set_title("synthetic (chapter 02)", loc="left", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def seed_chart(per_run: pd.DataFrame) -> alt.Chart:
+    """Each training run's test metric as a dot, the mean over seeds as a tick, one row per variant.
+
+    ``per_run`` has columns ``variant``, ``seed``, ``metric``, ``value`` (long format).
+    """
+    base = alt.Chart(per_run).encode(y=alt.Y("variant:N", title=None, sort=None))
+    dots = base.mark_circle(size=60, opacity=0.7).encode(
+        x=alt.X("value:Q", title="on the test split", scale=alt.Scale(zero=False)),
+        color=alt.Color("seed:N", title="seed"),
+        tooltip=["variant", "seed", alt.Tooltip("value:Q", format=".3f")],
+    )
+    means = base.mark_tick(color="black", thickness=2, size=22).encode(x="mean(value):Q")
+    return (
+        (dots + means)
+        .properties(width=300, height=alt.Step(30))
+        .facet(column=alt.Column("metric:N", title=None))
+    )

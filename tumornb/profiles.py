@@ -32,6 +32,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "gan_augment": True,
         "compare_per_class": True,
         "n_boot": 200,
+        "ablation_seeds": [0, 1],
+        "ablate_in_run": True,
     },
     "default": {
         "image_size": 128,
@@ -46,6 +48,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "gan_augment": False,
         "compare_per_class": True,
         "n_boot": 1000,
+        "ablation_seeds": [0, 1, 2],
+        "ablate_in_run": False,
     },
     "full": {
         "image_size": 128,
@@ -60,6 +64,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "gan_augment": True,
         "compare_per_class": True,
         "n_boot": 2000,
+        "ablation_seeds": [0, 1, 2, 3, 4],
+        "ablate_in_run": True,
     },
 }
 

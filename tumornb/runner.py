@@ -66,6 +66,7 @@ def run_chapters(
     overrides: dict[str, Any] | None = None,
     notebooks_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    ablate: bool | None = None,
     log=print,
 ) -> list[ChapterResult]:
     """Execute the chapters into ``run_dir``.
@@ -86,6 +87,11 @@ def run_chapters(
         Where the chapter notebooks are; the project's ``notebooks/`` by default.
     progress : bool, default=True
         Show papermill's per-cell progress bar.
+    ablate : bool, optional
+        Before chapter 04, train the ablation's repetitions (the profile's
+        ``ablation_seeds``, see :mod:`tumornb.ablation`) that are not trained yet.
+        Default: the profile's ``ablate_in_run`` (on for smoke and full; off for
+        default, where it would triple the run's time: use ``tumornb ablate``).
     log : callable
         Receives one line per chapter started and finished.
 
@@ -121,6 +127,8 @@ def run_chapters(
 
         scan_dataset(data_dir)  # fail fast, before starting a kernel, on a wrong path
     os.environ.update(KERNEL_ENV)
+    if ablate is None:
+        ablate = bool(parameters.get("ablate_in_run", False))
 
     results = []
     for index, (name, notebook) in enumerate(chapters.items(), start=1):
@@ -131,6 +139,14 @@ def run_chapters(
         partial = run.notebooks_dir / f".{name}.partial.ipynb"
         final.unlink(missing_ok=True)  # never leave an earlier run's copy looking current
         failed.unlink(missing_ok=True)
+        if ablate and name.startswith("04"):
+            from tumornb.ablation import run_ablation
+
+            start = time.perf_counter()
+            run_ablation(
+                run.root, seeds=parameters.get("ablation_seeds", [0]), parameters=parameters, log=log
+            )
+            results.append(ChapterResult("ablation", run.root / "ablation", time.perf_counter() - start))
         log(f"[{index}/{len(chapters)}] {name} ({profile} profile)")
         start = time.perf_counter()
         try:

@@ -1,0 +1,133 @@
+"""The ablation: each variant's training set, the seed-averaged paired comparison, the smoke run."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score
+
+from tumornb import ablation
+from tumornb.audit import audit_dataset
+from tumornb.paths import RunDir
+
+SIDE = 32
+
+
+@pytest.fixture(scope="module")
+def run_with_synthetic(phantom_dir, tmp_path_factory):
+    """A run after chapter 01 (32 px) with a fake chapter-02 output of 20 flat images per class."""
+    run_dir = tmp_path_factory.mktemp("ablation") / "run"
+    audit_dataset(phantom_dir, run_dir, image_size=SIDE)
+    run = RunDir(run_dir)
+    rows = []
+    for label in ("glioma", "meningioma", "notumor", "pituitary"):
+        (run.synthetic_dir / label).mkdir(parents=True)
+        for i in range(20):
+            cv2.imwrite(str(run.synthetic_dir / label / f"{i}.png"), np.full((40, 40), 7, np.uint8))
+            rows.append((f"{label}/{i}.png", label))
+    pd.DataFrame(rows, columns=["path", "label"]).to_csv(run.synthetic_manifest, index=False)
+    return run_dir
+
+
+def test_extreme_variant_keeps_a_tenth_of_real_images_and_nine_synthetic_per_real(run_with_synthetic):
+    """Check 10real+90synthetic's counts per class, and that validation is the real variant's."""
+    real = ablation.variant_training_set(
+        run_with_synthetic, "real", image_size=SIDE, seed=0, val_fraction=0.25
+    )
+    extreme = ablation.variant_training_set(
+        run_with_synthetic, "10real+90synthetic", image_size=SIDE, seed=0, val_fraction=0.25
+    )
+    n_real = real.counts()["train"]
+    is_synthetic = extreme.train_rows["synthetic"].to_numpy()
+    kept = pd.Series(extreme.y_train[~is_synthetic]).value_counts().sort_index().to_numpy()
+    added = pd.Series(extreme.y_train[is_synthetic]).value_counts().sort_index().to_numpy()
+    assert kept.tolist() == [max(1, int(0.1 * n)) for n in n_real]
+    assert added.tolist() == [9 * k for k in kept]
+    assert added.tolist() == [ablation.extreme_synthetic_count(n) for n in n_real]
+    assert is_synthetic.mean() == pytest.approx(0.9)
+    np.testing.assert_array_equal(extreme.x_val, real.x_val)
+    # The kept real images are real training images, and other seeds keep others.
+    assert set(extreme.train_rows["path"][~is_synthetic]) <= set(real.train_rows["path"])
+    other = ablation.variant_training_set(
+        run_with_synthetic, "10real+90synthetic", image_size=SIDE, seed=1, val_fraction=0.25
+    )
+    assert set(other.train_rows["path"]) != set(extreme.train_rows["path"])
+
+
+def test_unknown_variant_is_a_clear_error(run_with_synthetic):
+    """Check the error for a misspelt variant."""
+    with pytest.raises(ValueError, match=r"unknown variant 'real\+gan'"):
+        ablation.variant_training_set(run_with_synthetic, "real+gan", image_size=SIDE, seed=0)
+
+
+def test_seed_averaged_comparison_of_identical_variants_is_zero():
+    """Check identical predictions: difference 0 [0, 0], p = 1."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 200)
+    preds = [np.where(rng.random(200) < 0.7, y, rng.integers(0, 4, 200)) for _ in range(3)]
+    result = ablation.seed_averaged_comparison(accuracy_score, y, preds, preds, n_boot=300)
+    assert (result.difference.value, result.difference.low, result.difference.high) == (0, 0, 0)
+    assert result.p_value == 1.0
+
+
+def test_seed_averaged_comparison_detects_a_planted_gain_and_averages_seeds():
+    """Check that B, right on 15 points more images with every seed, is found better; value = mean."""
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, 400)
+    preds_a, preds_b = [], []
+    for _ in range(3):
+        right_a = rng.random(400) < 0.6
+        right_b = right_a | (rng.random(400) < 0.375)  # 0.6 + 0.4 * 0.375 = 0.75
+        wrong = (y + 1) % 4
+        preds_a.append(np.where(right_a, y, wrong))
+        preds_b.append(np.where(right_b, y, wrong))
+    result = ablation.seed_averaged_comparison(accuracy_score, y, preds_a, preds_b, n_boot=500)
+    per_seed = [accuracy_score(y, b) - accuracy_score(y, a) for a, b in zip(preds_a, preds_b, strict=True)]
+    assert result.difference.value == pytest.approx(np.mean(per_seed))
+    assert 0.10 < result.difference.low < result.difference.value < result.difference.high < 0.20
+    assert result.p_value < 0.01
+
+
+def test_seed_averaged_comparison_needs_matching_shapes():
+    """Check that predictions of unequal seeds or images are refused."""
+    y = np.zeros(5, int)
+    with pytest.raises(ValueError, match="equal shape"):
+        ablation.seed_averaged_comparison(accuracy_score, y, [y, y], [y], n_boot=10)
+
+
+@pytest.mark.slow
+def test_smoke_run_trains_the_ablation_and_chapter_04_compares_it(smoke_run):
+    """Check the ablation's folders after the smoke run and chapter 04's ablation results."""
+    from tumornb.profiles import profile_parameters
+
+    seeds = profile_parameters("smoke")["ablation_seeds"]
+    repetitions = ablation.trained_repetitions(smoke_run)
+    assert sorted(zip(repetitions["variant"], repetitions["seed"], strict=True)) == sorted(
+        (v, s) for v in ablation.VARIANTS for s in seeds
+    )
+    for row in repetitions.itertuples():
+        info = json.loads((row.dir / "train.json").read_text())
+        assert info["config"]["seed"] == row.seed and info.get("variant", row.variant) == row.variant
+    saved = json.loads(RunDir(smoke_run).metrics.read_text())["ablation"]
+    assert len(saved["per_run"]) == 2 * len(ablation.VARIANTS) * len(seeds)
+    compared = {(c["comparison"], c["metric"]) for c in saved["comparisons"]}
+    assert compared == {
+        (f"{v} vs real", m)
+        for v in ("real+synthetic", "10real+90synthetic")
+        for m in ("accuracy", "macro-F1")
+    }
+    for c in saved["comparisons"]:
+        assert c["low"] <= c["difference"] <= c["high"] and c["p (bootstrap)"] <= c["p (Holm)"] <= 1
+
+
+def test_ablate_command_names_a_wrong_variant(tmp_path, capsys):
+    """Check `tumornb ablate` with a misspelt variant: exit status 1 and the valid names."""
+    from tumornb.cli import main
+
+    status = main(["ablate", "--run-dir", str(tmp_path), "--seeds", "0", "--variants", "real,gan"])
+    assert status == 1
+    assert "unknown variant gan" in capsys.readouterr().err
