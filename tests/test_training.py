@@ -199,9 +199,10 @@ def test_chapter_03_trains_both_variants_in_the_smoke_run(smoke_run):
     assert trained.model.input_shape == (None, 64, 64, 1) and trained.model.output_shape == (None, 4)
     mixed = load_trained(run.model_dir("real+synthetic"))
     synthetic = pd.read_csv(run.synthetic_manifest)
-    # Chapter 02 wrote round(0.30 x real count) per class; chapter 03 used exactly those.
-    assert mixed.info["n_synthetic"] == len(synthetic) > 0
-    assert mixed.info["n_train"] == trained.info["n_train"] + len(synthetic)
+    # Chapter 02 wrote more (for the ablation); chapter 03 took round(0.30 x real count) per class.
+    assert abs(mixed.info["n_synthetic"] - 0.30 * trained.info["n_train"]) <= 2  # rounded per class
+    assert len(synthetic) > mixed.info["n_synthetic"]
+    assert mixed.info["n_train"] == trained.info["n_train"] + mixed.info["n_synthetic"]
 
 
 def test_history_plots_take_every_variant(tmp_path):

@@ -247,7 +247,9 @@ def run_ablation(
             ) from None
         return final
 
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
+    if jobs <= 1:  # in this thread: papermill's kernel client leaves no sockets to a worker thread's loop
+        return [execute(job) for job in todo]
+    with ThreadPoolExecutor(jobs) as pool:
         return list(pool.map(execute, todo))
 
 
