@@ -9,11 +9,14 @@ from tumornb.metrics import (
     Estimate,
     bootstrap_ci,
     classification_summary,
+    comparison_table,
     format_p,
     holm,
     mcnemar,
     paired_bootstrap,
     per_class_table,
+    pr_auc_ovr,
+    roc_auc_ovr,
     specificity,
     verdict,
 )
@@ -111,3 +114,37 @@ def test_verdict_wording_follows_the_numbers():
 
 def test_p_values_below_the_resolution_are_not_printed_as_zero():
     assert format_p(0.0) == "p < 0.001" and format_p(0.0423) == "p = 0.042"
+
+
+def test_roc_and_pr_auc_match_hand_computed_rankings():
+    y_true = np.array([0, 0, 1, 1, 2, 2])
+    # Class 0 ranks its two images above the rest; class 1 ranks one negative above one positive.
+    p = np.array(
+        [
+            [0.8, 0.1, 0.1],
+            [0.7, 0.2, 0.1],
+            [0.1, 0.8, 0.1],
+            [0.3, 0.3, 0.4],
+            [0.2, 0.4, 0.4],
+            [0.1, 0.1, 0.8],
+        ]
+    )
+    # Class 1: positives score 0.8 and 0.3; negatives 0.1, 0.2, 0.4, 0.1. Pairs won: 4 + 3 = 7 of 8.
+    # Class 2: positives 0.4 and 0.8; negatives 0.1, 0.1, 0.1, 0.4 (a tie counts half): 4 + 3.5 of 8.
+    assert roc_auc_ovr(y_true, p) == pytest.approx((1 + 7 / 8 + 7.5 / 8) / 3)
+    # Average precision of class 1: ranks 0.8 (hit), 0.4, 0.3 (hit): (1 + 2/3) / 2.
+    # Class 2: 0.8 (hit) then the tie at 0.4 of one hit and one miss, taken together: (1 + 2/3) / 2.
+    assert pr_auc_ovr(y_true, p) == pytest.approx((1 + 5 / 6 + 5 / 6) / 3)
+
+
+def test_comparison_table_is_in_points_with_holm_across_every_row():
+    found = [
+        ("b vs a", Comparison("accuracy", Estimate(0.05, 0.01, 0.09), 0.01)),
+        ("b vs a", Comparison("macro-F1", Estimate(0.04, -0.01, 0.08), 0.04)),
+        ("c vs a", Comparison("accuracy", Estimate(-0.5, -0.55, -0.45), 0.03)),
+    ]
+    table = comparison_table(found)
+    assert table["comparison"].tolist() == ["b vs a", "b vs a", "c vs a"]
+    np.testing.assert_allclose(table[["difference", "low", "high"]].iloc[2], [-50.0, -55.0, -45.0])
+    np.testing.assert_allclose(table["p (Holm)"], [0.03, 0.06, 0.06])
+    assert comparison_table([]).empty

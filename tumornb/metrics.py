@@ -11,7 +11,7 @@ wording always follows the numbers.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,12 +23,15 @@ __all__ = [
     "Estimate",
     "bootstrap_ci",
     "classification_summary",
+    "comparison_table",
     "format_p",
     "holm",
     "macro_f1",
     "mcnemar",
     "paired_bootstrap",
     "per_class_table",
+    "pr_auc_ovr",
+    "roc_auc_ovr",
     "specificity",
     "verdict",
 ]
@@ -53,6 +56,23 @@ def specificity(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> n
     tn = cm.sum() - tp - fp - fn
     with np.errstate(invalid="ignore", divide="ignore"):
         return tn / (tn + fp)
+
+
+def roc_auc_ovr(y_true: np.ndarray, probabilities: np.ndarray) -> float:
+    """One-vs-rest ROC-AUC averaged over classes; class ``k`` is column ``k`` of ``probabilities``."""
+    labels = np.arange(np.shape(probabilities)[1])
+    return float(skm.roc_auc_score(y_true, probabilities, multi_class="ovr", labels=labels))
+
+
+def pr_auc_ovr(y_true: np.ndarray, probabilities: np.ndarray) -> float:
+    """One-vs-rest PR-AUC (average precision) averaged over classes, each weighing the same.
+
+    Unlike ROC-AUC it moves with class prevalence: a random ranking scores the
+    class's share of the images, not 0.5.
+    """
+    labels = np.arange(np.shape(probabilities)[1])
+    one_hot = np.asarray(y_true)[:, None] == labels
+    return float(skm.average_precision_score(one_hot, probabilities, average="macro"))
 
 
 def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]):
@@ -225,6 +245,38 @@ def holm(p_values: list[float] | np.ndarray) -> np.ndarray:
     adjusted = np.empty_like(p)
     adjusted[order] = np.minimum(scaled, 1.0)
     return adjusted
+
+
+def comparison_table(comparisons: Sequence[tuple[str, Comparison]]):
+    """A family of comparisons as a table, in points, with Holm-adjusted p-values.
+
+    Parameters
+    ----------
+    comparisons : sequence of (label, Comparison)
+        ``label`` names what is compared, e.g. ``"real+synthetic vs real"``.
+        Every comparison counts towards Holm's correction.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``comparison``, ``metric``, ``difference``, ``low``, ``high``
+        (100 times the metric's difference and interval, i.e. points for a rate),
+        ``p (bootstrap)`` and ``p (Holm)``.
+    """
+    import pandas as pd
+
+    raw = [c.p_value for _, c in comparisons]
+    return pd.DataFrame(
+        {
+            "comparison": [label for label, _ in comparisons],
+            "metric": [c.metric for _, c in comparisons],
+            "difference": [100 * c.difference.value for _, c in comparisons],
+            "low": [100 * c.difference.low for _, c in comparisons],
+            "high": [100 * c.difference.high for _, c in comparisons],
+            "p (bootstrap)": raw,
+            "p (Holm)": holm(raw) if raw else [],
+        }
+    )
 
 
 def format_p(p: float) -> str:
