@@ -7,6 +7,7 @@ fitted quantity, the softmax temperature, is fitted on the *validation* split.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ __all__ = [
     "expected_calibration_error",
     "fit_temperature",
     "leaking_test_rows",
+    "predict_in_batches",
     "predict_proba",
     "reliability_table",
     "test_set",
@@ -66,11 +68,29 @@ def predict_proba(model, images: np.ndarray, *, batch_size: int = 64) -> np.ndar
     """Class probabilities of uint8 images ``(n, side, side)`` under a trained classifier."""
     # Plain calls, not Model.predict: that traces a new graph per model, and chapter 04
     # scores one model per variant and seed (TensorFlow then warns about retracing).
+    return predict_in_batches(lambda x: model(x, training=False), images, batch_size=batch_size)
+
+
+def predict_in_batches(forward: Callable, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+    """``forward`` applied to ``(batch, side, side, 1)`` float32 slices of uint8 images, concatenated.
+
+    Parameters
+    ----------
+    forward : callable
+        Maps a float32 batch to its class probabilities: a model call, or a traced
+        graph of one (:class:`tumornb.predict.Predictor`).
+    images : ndarray of shape (n, side, side)
+    batch_size : int, default=64
+
+    Returns
+    -------
+    ndarray of shape (n, n_classes), float64
+    """
     batches = [
-        model(images[start : start + batch_size, ..., None].astype(np.float32), training=False)
+        np.asarray(forward(images[start : start + batch_size, ..., None].astype(np.float32)), np.float64)
         for start in range(0, len(images), batch_size)
     ]
-    return np.concatenate([np.asarray(b, np.float64) for b in batches]) if batches else np.empty((0, 0))
+    return np.concatenate(batches) if batches else np.empty((0, 0))
 
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:

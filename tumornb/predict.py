@@ -23,6 +23,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tumornb.data import UnreadableImage, load_image_file, preprocessing_spec
+from tumornb.evaluation import predict_in_batches
 
 __all__ = ["IMAGE_SUFFIXES", "Prediction", "Predictor", "find_images", "load_predictor"]
 
@@ -84,11 +85,9 @@ class Predictor:
             raise ValueError(
                 f"expected images of shape (n, {self.image_size}, {self.image_size}), got {images.shape}"
             )
-        out = np.empty((len(images), len(self.class_names)), np.float32)
-        for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size, ..., None].astype(np.float32)
-            out[start : start + len(batch)] = self._forward(tf.constant(batch)).numpy()
-        return out
+        if not len(images):
+            return np.empty((0, len(self.class_names)))
+        return predict_in_batches(self._forward, images, batch_size=batch_size)
 
     def read(self, paths: Iterable[str | os.PathLike[str]], *, n_jobs: int | None = None) -> Iterator:
         """Yield ``(path, image or None, error)`` per file, preprocessed as in training, in order."""
