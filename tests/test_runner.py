@@ -65,7 +65,7 @@ def test_only_selected_chapters_run_with_declared_parameters(tmp_path):
     """Check --only by number, and that a chapter receives only the parameters it declares."""
     _notebook(tmp_path / "01_a.ipynb", "print(answer)")
     _notebook(tmp_path / "02_b.ipynb", "print(answer)")
-    run_chapters(
+    results = run_chapters(
         tmp_path / "run",
         profile="smoke",
         only=["02"],
@@ -78,6 +78,8 @@ def test_only_selected_chapters_run_with_declared_parameters(tmp_path):
     assert executed.cells[-1].outputs[0].text == "42\n"
     injected = next(c.source for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert "image_size" not in injected  # the profile's other parameters are not forced on it
+    recorded = json.loads(RunDir(tmp_path / "run").run_info.read_text())["chapters"]
+    assert {r.name: r.finished for r in results} == {n: c["finished"] for n, c in recorded.items()}
     assert not (tmp_path / "run" / "notebooks" / "01_a.ipynb").exists()
     with pytest.raises(ValueError, match="no chapter named 07"):
         run_chapters(tmp_path / "run", only=["07"], notebooks_dir=tmp_path, progress=False)

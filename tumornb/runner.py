@@ -14,7 +14,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class ChapterResult:
     name: str
     notebook: Path
     seconds: float
+    finished: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
 def project_root() -> Path:
@@ -187,7 +188,7 @@ def _record_run(run: RunDir, profile: str, parameters: dict, results: list[Chapt
     for result in results:
         info["chapters"][result.name] = {
             "seconds": round(result.seconds, 1),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "finished": result.finished,
         }
     with atomic_path(run.run_info) as tmp:
         tmp.write_text(json.dumps(info, indent=2))
