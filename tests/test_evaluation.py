@@ -10,8 +10,10 @@ from tumornb.evaluation import (
     apply_temperature,
     expected_calibration_error,
     fit_temperature,
+    leakage_composition,
     leaking_test_rows,
     reliability_table,
+    temperature_effect,
     write_json,
     write_predictions,
 )
@@ -69,6 +71,26 @@ def test_leaking_test_rows_are_test_images_with_a_duplicate_in_training():
     # group 1 is only in test (a duplicate pair inside the test split): not leakage.
     manifest.loc[len(manifest)] = ["test", 1]
     assert leaking_test_rows(manifest).tolist() == [False, True, False, False, False, True, False]
+
+
+def test_leakage_composition_counts_what_leaving_the_leaked_images_out_keeps():
+    labels = np.array([0, 0, 1, 1, 1, 2])
+    leaks = np.array([True, False, True, True, True, False])
+    table = leakage_composition(labels, leaks, ["a", "b", "c", "d"])
+    assert table["all"].tolist() == [2, 3, 1, 0]
+    assert table["with a duplicate in training"].tolist() == [1, 3, 0, 0]
+    assert table["kept"].tolist() == [1, 0, 1, 0]  # class b vanishes from the kept images
+    assert table.index.tolist() == ["a", "b", "c", "d"]
+
+
+def test_temperature_effect_is_worded_from_the_numbers():
+    assert temperature_effect(0.71, 0.144, 0.219) == (
+        "T = 0.71 sharpens the probabilities and raises the test ECE from 0.144 to 0.219"
+    )
+    assert temperature_effect(1.8, 0.12, 0.03) == (
+        "T = 1.80 softens the probabilities and lowers the test ECE from 0.120 to 0.030"
+    )
+    assert temperature_effect(1.1, 0.0501, 0.0499).endswith("leaves the test ECE at 0.050")
 
 
 def test_prediction_file_has_one_row_per_image_and_variant(tmp_path):

@@ -105,7 +105,8 @@ def test_verdict_wording_follows_the_numbers():
     none = Comparison("accuracy", Estimate(0.005, -0.02, 0.03), 0.61)
     assert verdict(none, what="adding synthetic images").startswith("No significant difference:")
     # The same gain is not significant once corrected for three comparisons.
-    assert verdict(gain, what="x", p_adjusted=0.2).startswith("No significant difference")
+    corrected = verdict(gain, what="x", p_adjusted=0.2)
+    assert corrected.startswith("No significant difference") and corrected.endswith("(adjusted p = 0.200).")
     loss = Comparison("accuracy", Estimate(-0.08, -0.12, -0.04), 0.0)
     assert verdict(loss, what="training on 90% synthetic images").endswith(
         "worsens accuracy by -8.0 points [95% CI -12.0 to -4.0] (p < 0.001)."

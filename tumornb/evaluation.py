@@ -23,9 +23,11 @@ __all__ = [
     "expected_calibration_error",
     "fit_temperature",
     "leaking_test_rows",
+    "leakage_composition",
     "predict_in_batches",
     "predict_proba",
     "reliability_table",
+    "temperature_effect",
     "test_set",
     "write_json",
     "write_predictions",
@@ -62,6 +64,21 @@ def leaking_test_rows(manifest: pd.DataFrame) -> np.ndarray:
     grouped = manifest[manifest["dup_group"] >= 0]
     in_train = set(grouped.loc[grouped["split"] == "train", "dup_group"])
     return ((manifest["split"] == "test") & manifest["dup_group"].isin(in_train)).to_numpy()
+
+
+def leakage_composition(labels: np.ndarray, leaks: np.ndarray, class_names: list[str]) -> pd.DataFrame:
+    """Test images per class: all, those with a duplicate in training, and those kept without them.
+
+    Leaving the leaked images out can change the class mix (a class may vanish), so metrics
+    on what is kept average over other proportions than those on the whole test split.
+    """
+    labels, leaks = np.asarray(labels), np.asarray(leaks, dtype=bool)
+    n = len(class_names)
+    every, leaked = np.bincount(labels, minlength=n), np.bincount(labels[leaks], minlength=n)
+    return pd.DataFrame(
+        {"all": every, "with a duplicate in training": leaked, "kept": every - leaked},
+        index=pd.Index(class_names, name="class"),
+    )
 
 
 def predict_proba(model, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
@@ -140,6 +157,23 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, *,
     return float(
         (table["count"] * (table["confidence"] - table["accuracy"]).abs()).sum() / table["count"].sum()
     )
+
+
+def temperature_effect(temperature: float, ece_before: float, ece_after: float) -> str:
+    """What the validation-fitted temperature did to the test ECE, as a clause worded from the numbers.
+
+    Examples
+    --------
+    >>> temperature_effect(0.71, 0.144, 0.219)
+    'T = 0.71 sharpens the probabilities and raises the test ECE from 0.144 to 0.219'
+    """
+    shape = "sharpens" if temperature < 1 else "softens"
+    before, after = round(ece_before, 3), round(ece_after, 3)
+    if before == after:
+        change = f"leaves the test ECE at {before:.3f}"
+    else:
+        change = f"{'lowers' if after < before else 'raises'} the test ECE from {before:.3f} to {after:.3f}"
+    return f"T = {temperature:.2f} {shape} the probabilities and {change}"
 
 
 def write_predictions(

@@ -299,7 +299,8 @@ def verdict(
         The p-value after multiple-comparison correction; the raw one when not given.
     """
     p = comparison.p_value if p_adjusted is None else p_adjusted
-    p_text = format_p(p)
+    # The interval is not widened by the correction, so say which p-value is meant.
+    p_text = format_p(p) if p_adjusted is None else f"adjusted {format_p(p)}"
     d = comparison.difference
     points = f"{100 * d.value:+.1f} points [95% CI {100 * d.low:+.1f} to {100 * d.high:+.1f}]"
     if p >= alpha:
