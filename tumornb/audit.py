@@ -31,12 +31,27 @@ def resolve_data_dir(
     *,
     phantom_train_per_class: int = 300,
     phantom_test_per_class: int = 75,
+    phantom_size_range: tuple[int, int] | list[int] = (160, 288),
     seed: int = 0,
     progress: Callable | None = None,
 ) -> Path:
     """The dataset to use: ``data_dir`` when given, else the embedded phantom data.
 
     The phantom is written to ``RUN_DIR/data`` on first use and reused after.
+
+    Parameters
+    ----------
+    data_dir : path-like or None
+        The user's folder-per-class dataset; None for the phantom.
+    run_dir : path-like
+        The run directory (the phantom goes to its ``data/``).
+    phantom_train_per_class, phantom_test_per_class : int
+        Phantom images per class and split.
+    phantom_size_range : (int, int)
+        Smallest and largest side of the phantom's stored images, in pixels.
+    seed : int, default=0
+    progress : callable, optional
+        A ``tqdm``-like wrapper for the phantom writer's progress.
     """
     if data_dir:
         return Path(data_dir).expanduser().resolve()
@@ -45,6 +60,7 @@ def resolve_data_dir(
         target,
         n_train_per_class=phantom_train_per_class,
         n_test_per_class=phantom_test_per_class,
+        size_range=tuple(phantom_size_range),
         seed=seed,
         progress=progress,
     )

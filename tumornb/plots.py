@@ -3,6 +3,12 @@ matplotlib/seaborn where a static figure reads better.
 
 Every matplotlib function takes ``ax=None`` (or returns a new figure) so the
 notebooks can compose them; every Altair function returns a chart.
+
+An Altair chart carries its data inside the page, and Altair refuses more than
+5,000 rows (``MaxRowsError``). So no chart here embeds data that grows with the
+dataset: counts are aggregated, curves thinned (:func:`thin_curve`) and scatter
+plots sampled before charting, each to at most :data:`MAX_CHART_ROWS` rows,
+whatever the number of images.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import pandas as pd
 from tumornb.labels import CLASS_NAMES, ordered_classes
 
 __all__ = [
+    "MAX_CHART_ROWS",
     "augmentation_grid",
     "cam_panels",
     "class_counts_chart",
@@ -37,7 +44,15 @@ __all__ = [
     "reliability_diagram",
     "seed_chart",
     "size_chart",
+    "thin_curve",
 ]
+
+#: The most data rows any chart of this module embeds in a page (Altair's own limit is 5,000).
+MAX_CHART_ROWS = 2000
+#: Points kept per curve: at 280 px wide, the thinned curve is off by less than 2 px.
+CURVE_POINTS = 300
+#: Points of a scatter plot (a seeded sample beyond that).
+SCATTER_POINTS = 1500
 
 _PALETTE = dict(zip(CLASS_NAMES, ("#4c72b0", "#dd8452", "#55a868", "#c44e52"), strict=True))
 
@@ -65,10 +80,66 @@ def class_counts_chart(manifest: pd.DataFrame) -> alt.Chart:
     )
 
 
-def size_chart(manifest: pd.DataFrame) -> alt.Chart:
-    """Stored image sizes (width x height), sized by how many files share each."""
+def thin_curve(x: np.ndarray, y: np.ndarray, max_points: int = CURVE_POINTS) -> np.ndarray:
+    """Indices of at most ``max_points`` points spread evenly along a curve, both ends included.
+
+    A ROC or precision-recall curve has a point per distinct score, so thousands on a
+    real test split. Points picked at equal steps of path length keep its shape: the
+    thinned polyline stays within ``path length / (max_points - 1)`` of the original.
+
+    Parameters
+    ----------
+    x, y : ndarray of shape (n_points,)
+        The curve's points, in drawing order.
+    max_points : int, default=CURVE_POINTS
+        At least 2.
+
+    Returns
+    -------
+    ndarray of int, shape (n_kept,)
+        Increasing indices into ``x`` and ``y``; all of them when ``n_points <= max_points``.
+
+    Examples
+    --------
+    >>> x = np.linspace(0, 1, 1001)
+    >>> kept = thin_curve(x, x**2, max_points=5)
+    >>> kept[0], kept[-1], len(kept) <= 5
+    (np.int64(0), np.int64(1000), True)
+    """
+    if max_points < 2:
+        raise ValueError(f"max_points must be at least 2, got {max_points}")
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    n = len(x)
+    if n <= max_points:
+        return np.arange(n)
+    along = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))])
+    targets = np.linspace(0.0, along[-1], max_points)
+    kept = np.searchsorted(along, targets, side="left").clip(0, n - 1)
+    return np.unique(np.concatenate([[0], kept, [n - 1]]))
+
+
+def _size_table(usable: pd.DataFrame, max_rows: int) -> tuple[pd.DataFrame, int]:
+    """Files per (width, height, mode), sides rounded to the smallest power-of-two step that fits."""
+    step = 1
+    while True:
+        binned = usable.assign(
+            width=(usable["width"] // step) * step, height=(usable["height"] // step) * step
+        )
+        sizes = binned.groupby(["width", "height", "mode"]).size().rename("files").reset_index()
+        if len(sizes) <= max_rows:
+            return sizes, step
+        step *= 2
+
+
+def size_chart(manifest: pd.DataFrame, *, max_points: int = SCATTER_POINTS) -> alt.Chart:
+    """Stored image sizes (width x height), sized by how many files share each.
+
+    With more distinct sizes than ``max_points``, sides are rounded down to a
+    power-of-two step (stated in the title) so the chart stays small.
+    """
     usable = manifest[manifest["error"] == ""]
-    sizes = usable.groupby(["width", "height", "mode"]).size().rename("files").reset_index()
+    sizes, step = _size_table(usable, max_points)
+    title = "Image sizes and colour modes" + (f" (sides rounded down to {step} px)" if step > 1 else "")
     return (
         alt.Chart(sizes)
         .mark_circle(opacity=0.7)
@@ -79,13 +150,34 @@ def size_chart(manifest: pd.DataFrame) -> alt.Chart:
             color=alt.Color("mode:N", title="mode"),
             tooltip=["width", "height", "mode", "files"],
         )
-        .properties(width=360, height=280, title="Image sizes and colour modes")
+        .properties(width=360, height=280, title=title)
         .interactive()
     )
 
 
-def embedding_chart(coords: np.ndarray, labels, splits, paths) -> alt.Chart:
-    """Scatter of a 2-D embedding, coloured by class; hover shows the file."""
+def embedding_chart(
+    coords: np.ndarray, labels, splits, paths, *, n_total: int | None = None, max_points: int = MAX_CHART_ROWS
+) -> alt.Chart:
+    """Scatter of a 2-D embedding, coloured by class; hover shows the file.
+
+    Parameters
+    ----------
+    coords : ndarray of shape (n_images, 2)
+    labels, splits, paths : sequences of length n_images
+    n_total : int, optional
+        How many images the embedded ones were sampled from; stated in the title.
+    max_points : int, default=MAX_CHART_ROWS
+        Beyond this many points, a seeded sample of them is drawn (and the title says so).
+    """
+    keep = np.arange(len(coords))
+    if len(keep) > max_points:
+        keep = np.sort(np.random.default_rng(0).choice(len(keep), max_points, replace=False))
+    n_total = max(n_total or len(coords), len(coords))
+    title = "t-SNE map of the images" + (
+        f" ({len(keep):,} of {n_total:,}, a random sample)" if len(keep) < n_total else ""
+    )
+    labels, splits, paths = (np.asarray(list(v), dtype=object)[keep] for v in (labels, splits, paths))
+    coords = np.asarray(coords)[keep]
     frame = pd.DataFrame(
         {
             "x": coords[:, 0],
@@ -105,7 +197,7 @@ def embedding_chart(coords: np.ndarray, labels, splits, paths) -> alt.Chart:
             shape=alt.Shape("split:N", title="split"),
             tooltip=["file", "label", "split"],
         )
-        .properties(width=460, height=400, title="t-SNE map of the images")
+        .properties(width=460, height=400, title=title)
         .interactive()
     )
 
@@ -354,13 +446,28 @@ def grid_progression(grids: list[tuple[int, np.ndarray]], *, max_panels: int = 6
     return fig
 
 
-def distance_histograms(synthetic: np.ndarray, real: np.ndarray, threshold: float, *, ax=None):
-    """Nearest-real-neighbour distances of synthetic images beside real images' own, and the copy line."""
+def distance_histograms(synthetic: np.ndarray, fresh: np.ndarray, threshold: float, *, ax=None):
+    """Distances to the nearest training image: synthetic images beside fresh real ones, and the copy line.
+
+    Parameters
+    ----------
+    synthetic : ndarray of shape (n_synthetic,)
+        Each synthetic image's distance to its nearest training image.
+    fresh : ndarray of shape (n_fresh,)
+        The same for real images the GAN never saw (the null, see :mod:`tumornb.quality`).
+    threshold : float
+        The near-copy distance.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.2))
-    bins = np.linspace(0, max(synthetic.max(initial=0), real.max(initial=0)) * 1.02 + 1e-9, 40)
-    ax.hist(real, bins=bins, density=True, alpha=0.5, label="real → nearest other real")
-    ax.hist(synthetic, bins=bins, density=True, alpha=0.5, label="synthetic → nearest real")
+    bins = np.linspace(0, max(synthetic.max(initial=0), fresh.max(initial=0)) * 1.02 + 1e-9, 40)
+    ax.hist(fresh, bins=bins, density=True, alpha=0.5, label="unseen real → nearest training image")
+    ax.hist(synthetic, bins=bins, density=True, alpha=0.5, label="synthetic → nearest training image")
     ax.axvline(threshold, color="k", ls="--", lw=1, label="near-copy threshold")
     ax.set(xlabel="distance in feature space", ylabel="density", title="How close to a training image?")
     ax.legend(fontsize=8)
@@ -400,8 +507,20 @@ def confusion_matrices(y_true: np.ndarray, y_pred: np.ndarray, class_names: list
     return fig
 
 
-def curves_chart(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> alt.Chart:
-    """One-vs-rest ROC and precision-recall curves per class, with the area in the legend (interactive)."""
+def curves_chart(
+    y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str], *, max_points: int = CURVE_POINTS
+) -> alt.Chart:
+    """One-vs-rest ROC and precision-recall curves per class, with the area in the legend (interactive).
+
+    Parameters
+    ----------
+    y_true : ndarray of shape (n_images,)
+        Class indices.
+    probabilities : ndarray of shape (n_images, n_classes)
+    class_names : list of str
+    max_points : int, default=CURVE_POINTS
+        Points drawn per curve (:func:`thin_curve`); the areas use every point.
+    """
     from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
     frames = []
@@ -409,26 +528,18 @@ def curves_chart(y_true: np.ndarray, probabilities: np.ndarray, class_names: lis
         positive = np.asarray(y_true) == i
         fpr, tpr, _ = roc_curve(positive, probabilities[:, i])
         precision, recall, _ = precision_recall_curve(positive, probabilities[:, i])
-        frames.append(
-            pd.DataFrame({"curve": "ROC", "class": f"{name} (AUC {auc(fpr, tpr):.3f})", "x": fpr, "y": tpr})
-        )
-        frames.append(
-            pd.DataFrame(
-                {
-                    "curve": "precision-recall",
-                    "class": f"{name} (AP {auc(recall, precision):.3f})",
-                    "x": recall,
-                    "y": precision,
-                }
-            )
-        )
+        # One label per class for both panels, so one legend (and one click) serves both.
+        label = f"{name} (AUC {auc(fpr, tpr):.3f}, AP {auc(recall, precision):.3f})"
+        for curve, x, y in (("ROC", fpr, tpr), ("precision-recall", recall, precision)):
+            kept = thin_curve(x, y, max_points)
+            frames.append(pd.DataFrame({"curve": curve, "class": label, "x": x[kept], "y": y[kept]}))
     data = pd.concat(frames, ignore_index=True)
     pick = alt.selection_point(fields=["class"], bind="legend")
 
     def panel(curve: str, x_title: str, y_title: str) -> alt.Chart:
         return (
             alt.Chart(data[data["curve"] == curve], title=curve)
-            .mark_line(interpolate="step-after" if curve == "ROC" else "linear")
+            .mark_line()  # straight segments between the points, as the trapezoidal areas assume
             .encode(
                 x=alt.X("x:Q", title=x_title, scale=alt.Scale(domain=[0, 1])),
                 y=alt.Y("y:Q", title=y_title, scale=alt.Scale(domain=[0, 1])),
@@ -437,11 +548,11 @@ def curves_chart(y_true: np.ndarray, probabilities: np.ndarray, class_names: lis
                 tooltip=["class", alt.Tooltip("x:Q", format=".3f"), alt.Tooltip("y:Q", format=".3f")],
             )
             .properties(width=280, height=250)
-            .add_params(pick)
         )
 
+    # The selection is defined once, in the first panel; the second reads it.
     return alt.hconcat(
-        panel("ROC", "false positive rate", "true positive rate"),
+        panel("ROC", "false positive rate", "true positive rate").add_params(pick),
         panel("precision-recall", "recall", "precision"),
     )
 
