@@ -10,6 +10,7 @@ through notebook globals. Its layout::
       cache/                decoded image arrays keyed by manifest and image size
       gan/VARIANT/          02_dgan: generator weights, history.csv, learning grids, gan.json
       synthetic/            02_dgan: generated PNGs (Kaggle layout) and their manifest.csv
+      fidelity/             02_dgan: the judge, the classification-accuracy-score classifiers, fidelity.json
       models/VARIANT/       03_cnn: model.keras, history.csv, train.json per trained variant
       metrics.json          04_eval: every headline number with its interval, the comparison
       predictions.csv       04_eval: per test image and variant, true, predicted, probabilities
@@ -71,6 +72,14 @@ class RunDir:
     @property
     def synthetic_manifest(self) -> Path:
         return self.synthetic_dir / "manifest.csv"
+
+    def fidelity_dir(self, name: str = "") -> Path:
+        """Chapter 02's class-fidelity artifacts, e.g. ``fidelity/judge``; the folder itself for ``""``."""
+        return self.root / "fidelity" / name if name else self.root / "fidelity"
+
+    @property
+    def fidelity_json(self) -> Path:
+        return self.fidelity_dir() / "fidelity.json"
 
     @property
     def models_dir(self) -> Path:

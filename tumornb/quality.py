@@ -142,19 +142,35 @@ def nearest_neighbours(queries: np.ndarray, reference: np.ndarray, *, exclude_se
     return distances, indices
 
 
-def near_copy_threshold(real: np.ndarray, *, quantile: float = 0.01) -> float:
-    """A distance below which a synthetic image counts as a copy of a real one.
+def near_copy_threshold(reference: np.ndarray, fresh: np.ndarray, *, quantile: float = 0.01) -> float:
+    """A distance below which a synthetic image counts as a copy of a training image.
 
-    The ``quantile`` of the distances from each real image to its nearest
-    *other* real image, leaving out exact duplicates (distance 0): a synthetic
-    image closer to a training image than 99% of real images are to their own
-    nearest neighbour is flagged.
+    The null is the distance from each *fresh* real image (one the GAN never saw,
+    e.g. the validation split) to its nearest training image: that is how close a
+    new, honestly drawn scan comes to the training set. The threshold is its
+    ``quantile``, so a fresh real image is flagged with probability ``quantile``
+    (the expected false-flag rate), and near-duplicates *inside* the training set
+    cannot shrink it, as they did when the null was training-to-training distances.
+    This is the data-copying test of Meehan, Chaudhuri and Dasgupta (2020).
+
+    Parameters
+    ----------
+    reference : ndarray of shape (n, d)
+        Features of the GAN's training images.
+    fresh : ndarray of shape (m, d)
+        Features of real images the GAN did not train on, with no duplicate among
+        the training images (chapter 03's duplicate-aware validation split).
+    quantile : float, default=0.01
+
+    Returns
+    -------
+    float
     """
-    distances, _ = nearest_neighbours(real, real, exclude_self=True)
-    # Exact duplicates come out at rounding-error distances, not exactly 0.
+    distances, _ = nearest_neighbours(fresh, reference)
+    # An exact copy of a training image among the fresh ones (distance ~0) is leakage, not a null.
     distances = distances[distances > 1e-6 * distances.max(initial=0.0)]
     if not len(distances):
-        raise ValueError("near_copy_threshold needs at least two distinct real images")
+        raise ValueError("near_copy_threshold needs fresh images that are not copies of training images")
     return float(np.quantile(distances, quantile))
 
 
@@ -266,35 +282,71 @@ class Memorisation:
     Attributes
     ----------
     table : DataFrame
-        One row per synthetic image: ``nearest_real`` (row index into the real
+        One row per synthetic image: ``nearest_real`` (row index into the training
         features), ``distance``, ``near_copy`` (distance under ``threshold``).
     threshold : float
         The near-copy distance (see :func:`near_copy_threshold`).
-    real_distances : ndarray
-        Each real image's distance to its nearest other real image: the scale to read
-        ``table["distance"]`` against.
+    fresh_distances : ndarray
+        Each fresh real image's distance to its nearest training image: the null to
+        read ``table["distance"]`` against.
+    false_flag_rate : float
+        The share of fresh real images the threshold flags: what to expect among
+        synthetic images that copy nothing.
+    copying_p : float
+        One-sided Mann-Whitney p-value that synthetic images lie *closer* to the
+        training images than fresh real images do (small: the GAN copies).
     """
 
     table: pd.DataFrame
     threshold: float
-    real_distances: np.ndarray
+    fresh_distances: np.ndarray
+    false_flag_rate: float
+    copying_p: float
+
+    def summary(self) -> str:
+        """One sentence: how many near-copies, against how many a copy-free generator would show."""
+        flagged = int(self.table["near_copy"].sum())
+        n = len(self.table)
+        return (
+            f"{flagged} of {n} synthetic images ({flagged / max(n, 1):.1%}) lie closer to a training image "
+            f"than {1 - self.false_flag_rate:.0%} of fresh real images do (threshold {self.threshold:.3f}); "
+            f"a generator that copies nothing would flag about {self.false_flag_rate:.1%}. "
+            f"Synthetic images closer to training than fresh real images overall: "
+            f"Mann-Whitney p = {self.copying_p:.3g}."
+        )
 
 
-def memorisation(fake: np.ndarray, real: np.ndarray, *, quantile: float = 0.01) -> Memorisation:
-    """Each synthetic image's nearest real training image, and whether it is a near-copy.
+def memorisation(
+    fake: np.ndarray, reference: np.ndarray, fresh: np.ndarray, *, quantile: float = 0.01
+) -> Memorisation:
+    """Each synthetic image's nearest training image, and whether it is a near-copy.
 
     Parameters
     ----------
-    fake, real : ndarray of shape (m, d) and (n, d)
-        Features of synthetic and of real training images.
+    fake : ndarray of shape (k, d)
+        Features of synthetic images.
+    reference : ndarray of shape (n, d)
+        Features of the GAN's training images.
+    fresh : ndarray of shape (m, d)
+        Features of real images the GAN never saw (see :func:`near_copy_threshold`).
     quantile : float, default=0.01
-        See :func:`near_copy_threshold`.
+        The expected false-flag rate (see :func:`near_copy_threshold`).
 
     Returns
     -------
     Memorisation
     """
-    distances, indices = nearest_neighbours(fake, real)
-    threshold = near_copy_threshold(real, quantile=quantile)
+    from scipy.stats import mannwhitneyu
+
+    distances, indices = nearest_neighbours(fake, reference)
+    fresh_distances, _ = nearest_neighbours(fresh, reference)
+    threshold = near_copy_threshold(reference, fresh, quantile=quantile)
     table = pd.DataFrame({"nearest_real": indices, "distance": distances, "near_copy": distances < threshold})
-    return Memorisation(table, threshold, nearest_neighbours(real, real, exclude_self=True)[0])
+    p = mannwhitneyu(distances, fresh_distances, alternative="less").pvalue
+    return Memorisation(
+        table,
+        threshold,
+        fresh_distances,
+        false_flag_rate=float((fresh_distances < threshold).mean()),
+        copying_p=float(p),
+    )

@@ -1,0 +1,101 @@
+"""Class fidelity: does a judge trained on real images find each synthetic image's class?"""
+
+import numpy as np
+import pytest
+
+from tumornb.fidelity import class_fidelity, keep_faithful
+
+NAMES = ["glioma", "meningioma", "notumor", "pituitary"]
+
+
+def toy_images(labels: np.ndarray, rng: np.random.Generator, noise: float = 30.0) -> np.ndarray:
+    """8x8 images whose brightness encodes the class (level 40, 90, 140, 190), with noise."""
+    levels = 40.0 + 50.0 * labels
+    pixels = levels[:, None, None] + noise * rng.normal(size=(len(labels), 8, 8))
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def brightness_judge(images: np.ndarray) -> np.ndarray:
+    """Probabilities from the distance of the mean brightness to each class level."""
+    mean = images.reshape(len(images), -1).mean(1)
+    logits = -(((mean[:, None] - (40.0 + 50.0 * np.arange(4))[None, :]) / 10.0) ** 2)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    return p / p.sum(1, keepdims=True)
+
+
+@pytest.fixture
+def real():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 100)
+    return toy_images(labels, rng), labels
+
+
+def test_a_generator_that_returns_real_images_reaches_the_judges_ceiling(real):
+    """Check that new real images of the right class score the judge's own accuracy (ratio about 1)."""
+    images, labels = real
+    rng = np.random.default_rng(1)
+    drawn = np.repeat(np.arange(4), 200)
+    found = class_fidelity(brightness_judge, images, labels, toy_images(drawn, rng), drawn, NAMES)
+    assert found.overall_ratio == pytest.approx(1.0, abs=0.05)
+    assert found.worst_class_ratio > 0.9
+    assert found.verdict().startswith("The synthetic images carry their class")
+    assert found.confusion.to_numpy().trace() == pytest.approx(found.table.loc["all", "synthetic"] * 800)
+
+
+def test_a_class_shuffled_generator_sits_near_chance(real):
+    """Check that images labelled with a random class score about 1/4 and the verdict says so."""
+    images, labels = real
+    rng = np.random.default_rng(2)
+    looks_like = np.repeat(np.arange(4), 200)
+    claimed = rng.permutation(looks_like)
+    found = class_fidelity(brightness_judge, images, labels, toy_images(looks_like, rng), claimed, NAMES)
+    assert found.table.loc["all", "synthetic"] == pytest.approx(0.25, abs=0.06)
+    assert found.overall_ratio < 0.35
+    assert "do not carry their class" in found.verdict()
+
+
+def test_fidelity_table_counts_and_a_class_the_judge_confuses(real):
+    """Check per-class counts, and that "meningioma" images that look like pituitary ones show."""
+    images, labels = real
+    rng = np.random.default_rng(3)
+    drawn = np.repeat(np.arange(4), 50)
+    looks_like = np.where(drawn == 1, 3, drawn)  # every "meningioma" looks like a pituitary scan
+    found = class_fidelity(brightness_judge, images, labels, toy_images(looks_like, rng), drawn, NAMES)
+    assert found.table.loc["meningioma", "synthetic"] < 0.05
+    assert found.table["n_synthetic"].tolist() == [50, 50, 50, 50, 200]
+    assert found.confusion.loc["meningioma", "pituitary"] >= 48
+    assert "only in part" in found.verdict()
+
+
+def test_keep_faithful_keeps_confident_images_of_their_own_class():
+    """Check the filter: right class and confident kept; wrong class or unsure dropped."""
+    probabilities = np.array(
+        [[0.9, 0.1, 0, 0], [0.4, 0.35, 0.25, 0], [0.1, 0.8, 0.1, 0], [0.2, 0.2, 0.2, 0.4]]
+    )
+    intended = np.array([0, 0, 0, 3])
+    assert keep_faithful(probabilities, intended, min_confidence=0.5).tolist() == [True, False, False, False]
+    assert keep_faithful(probabilities, intended, min_confidence=0.3).tolist() == [True, True, False, True]
+    with pytest.raises(ValueError, match="min_confidence"):
+        keep_faithful(probabilities, intended, min_confidence=1.5)
+
+
+@pytest.mark.slow
+def test_chapter_02_writes_the_fidelity_checks_in_the_smoke_run(smoke_run):
+    """Check fidelity.json: both GANs judged, the judge trained on real images only, CAS, filter."""
+    import json
+
+    from tumornb.paths import RunDir
+
+    run = RunDir(smoke_run)
+    saved = json.loads(run.fidelity_json.read_text())
+    conditional = json.loads((run.gan_dir("conditional") / "gan.json").read_text())
+    assert saved["judge"]["n_train"] == sum(conditional["n_train"].values())
+    judge_info = json.loads((run.fidelity_dir("judge") / "train.json").read_text())
+    assert judge_info["n_val"] > 0 and judge_info["role"].startswith("judge")
+    for variant in ("conditional", "per_class"):
+        overall = saved["fidelity"][variant]["all"]
+        assert 0 <= overall["synthetic"] <= 1 and overall["n_synthetic"] == saved["judge"]["n_train"]
+        assert overall["ratio"] == pytest.approx(overall["synthetic"] / overall["real"])
+        assert 0 <= saved["classification_accuracy_score"][variant]["accuracy"] <= 1
+    assert 0 <= saved["filter"]["kept"] <= saved["filter"]["of"] == saved["judge"]["n_train"]
+    assert 0 < saved["memorisation"]["expected_false_flag_rate"] < 0.05

@@ -1,0 +1,295 @@
+"""Do synthetic images carry their class? A judge classifier's verdict, and what it costs.
+
+Chapter 02's GAN draws images *for* a class. The D-GAN method then labels them with
+that class and adds them to the training data, so a synthetic "glioma" must look
+like a glioma to be of any use. Distances between feature distributions (FID, KID in
+:mod:`tumornb.quality`) cannot say so: a generator can match the overall look of
+the scans and still mix the classes up. Two measures can:
+
+* **Class fidelity.** A *judge*, a classifier trained on the real training images
+  only (never on synthetic or test images, and independent of the GAN), classifies
+  every synthetic image. The share it assigns to the class it was drawn for is the
+  fidelity; the judge's accuracy on real validation images is the ceiling, so the
+  ratio of the two is comparable across judges. Per class, fidelity is the judge's
+  recall on synthetic images of that class over its recall on real ones.
+* **Classification accuracy score** (CAS; Ravuri and Vinyals, 2019): a classifier
+  trained on synthetic images alone, tested on real validation images. Images that
+  carry their class teach it; mislabelled ones leave it near chance.
+
+:func:`keep_faithful` then filters synthetic images to those the judge assigns to
+their own class with at least a given confidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "Fidelity",
+    "class_fidelity",
+    "classification_accuracy_score",
+    "keep_faithful",
+    "train_judge",
+]
+
+
+@dataclass
+class Fidelity:
+    """What :func:`class_fidelity` found.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per class and a last row ``all``: ``real`` (the judge's recall on real
+        validation images: the ceiling), ``synthetic`` (its recall on synthetic images
+        drawn for the class: the fidelity), ``ratio`` (synthetic / real), and the
+        image counts ``n_real`` and ``n_synthetic``. The ``all`` row holds accuracies.
+    confusion : DataFrame
+        Synthetic images by intended class (rows) and judged class (columns).
+    """
+
+    table: pd.DataFrame
+    confusion: pd.DataFrame
+
+    @property
+    def overall_ratio(self) -> float:
+        """Fidelity over ceiling, all classes together."""
+        return float(self.table.loc["all", "ratio"])
+
+    @property
+    def worst_class_ratio(self) -> float:
+        """The lowest per-class ratio."""
+        return float(self.table.drop(index="all")["ratio"].min())
+
+    def verdict(self, *, overall: float = 0.9, per_class: float = 0.8) -> str:
+        """One sentence from the numbers: do the images carry their class?
+
+        Parameters
+        ----------
+        overall, per_class : float
+            The ratios to fidelity over ceiling that count as "carries its class".
+        """
+        table = self.table
+        worst = table.drop(index="all")["ratio"].idxmin()
+        facts = (
+            f"the judge puts {table.loc['all', 'synthetic']:.0%} of the synthetic images in the class they "
+            f"were drawn for, against {table.loc['all', 'real']:.0%} of real validation images "
+            f"(ratio {self.overall_ratio:.2f}; lowest class {worst}, {self.worst_class_ratio:.2f})"
+        )
+        chance = 1 / len(self.confusion)
+        if self.overall_ratio >= overall and self.worst_class_ratio >= per_class:
+            return f"The synthetic images carry their class: {facts}."
+        if table.loc["all", "synthetic"] <= chance + 0.1:
+            return f"The synthetic images do not carry their class (near chance, {chance:.0%}): {facts}."
+        return (
+            f"The synthetic images carry their class only in part (targets: ratio {overall} overall, "
+            f"{per_class} per class): {facts}."
+        )
+
+
+def class_fidelity(
+    judge: Callable[[np.ndarray], np.ndarray],
+    real_images: np.ndarray,
+    real_labels: np.ndarray,
+    synthetic_images: np.ndarray,
+    synthetic_labels: np.ndarray,
+    class_names: list[str],
+) -> Fidelity:
+    """The judge's accuracy on synthetic images per intended class, beside its accuracy on real ones.
+
+    Parameters
+    ----------
+    judge : callable
+        Maps uint8 images of shape ``(n, side, side)`` to class probabilities of shape
+        ``(n, n_classes)``; trained on real training images only (see :func:`train_judge`).
+    real_images : ndarray of shape (n_real, side, side)
+        Real images the judge did not train on (the validation split).
+    real_labels, synthetic_labels : ndarray of int
+        Class indices into ``class_names``; for synthetic images, the class each was drawn for.
+    synthetic_images : ndarray of shape (n_synthetic, side, side)
+    class_names : list of str
+
+    Returns
+    -------
+    Fidelity
+    """
+    judged_real = np.asarray(judge(real_images)).argmax(1)
+    judged_synthetic = np.asarray(judge(synthetic_images)).argmax(1)
+    real_labels, synthetic_labels = np.asarray(real_labels), np.asarray(synthetic_labels)
+
+    def recall(labels, judged, k):
+        members = labels == k
+        return float((judged[members] == k).mean()) if members.any() else np.nan
+
+    rows = {}
+    for k, name in enumerate(class_names):
+        rows[name] = {
+            "real": recall(real_labels, judged_real, k),
+            "synthetic": recall(synthetic_labels, judged_synthetic, k),
+            "n_real": int((real_labels == k).sum()),
+            "n_synthetic": int((synthetic_labels == k).sum()),
+        }
+    rows["all"] = {
+        "real": float((judged_real == real_labels).mean()),
+        "synthetic": float((judged_synthetic == synthetic_labels).mean()),
+        "n_real": len(real_labels),
+        "n_synthetic": len(synthetic_labels),
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("class")
+    table.insert(2, "ratio", table["synthetic"] / table["real"])
+    confusion = pd.crosstab(
+        pd.Categorical(np.asarray(class_names)[synthetic_labels], categories=class_names),
+        pd.Categorical(np.asarray(class_names)[judged_synthetic], categories=class_names),
+        rownames=["drawn for"],
+        colnames=["judged as"],
+        dropna=False,
+    )
+    return Fidelity(table, confusion)
+
+
+def keep_faithful(
+    probabilities: np.ndarray, intended: np.ndarray, *, min_confidence: float = 0.5
+) -> np.ndarray:
+    """Which synthetic images the judge assigns to their intended class with enough confidence.
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (n_images, n_classes)
+        The judge's class probabilities for the synthetic images.
+    intended : ndarray of shape (n_images,), int
+        The class each image was drawn for.
+    min_confidence : float, default=0.5
+        Keep an image when the judge's top class is the intended one and its
+        probability is at least this.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_images,)
+    """
+    if not 0.0 <= min_confidence <= 1.0:
+        raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
+    probabilities, intended = np.asarray(probabilities), np.asarray(intended)
+    top = probabilities.argmax(1)
+    return (top == intended) & (probabilities[np.arange(len(intended)), intended] >= min_confidence)
+
+
+def train_judge(real, out_dir: str | Path, *, epochs: int, seed: int = 0, progress: Callable | None = None):
+    """Train (or load, when finished before) the judge: a classifier of the real images only.
+
+    The judge is chapter 03's ``tumornb_cnn`` with its augmentation, trained at the
+    GAN's resolution on the real training images with early stopping on the real
+    validation images, and stored like any classifier (``train.json`` last).
+
+    Parameters
+    ----------
+    real : tumornb.training.TrainingSet
+        Real training and validation images (never synthetic or test images).
+    out_dir : path-like
+        Where the judge is stored, e.g. ``RUN_DIR/gan/judge``.
+    epochs : int
+        The most epochs to train.
+    seed : int, default=0
+    progress : callable, optional
+        A ``tqdm``-like class for an epoch progress bar.
+
+    Returns
+    -------
+    tumornb.training.TrainResult
+    """
+    from tumornb.training import TrainConfig, load_trained, train_classifier
+
+    side = real.x_train.shape[1]
+    config = TrainConfig(image_size=side, epochs=epochs, learning_rate=5e-4, seed=seed)
+    done = Path(out_dir) / "train.json"
+    if done.exists():
+        trained = load_trained(out_dir)
+        if trained.info["config"] == config.to_dict() and trained.info["n_train"] == len(real.x_train):
+            return trained
+    return train_classifier(
+        real.x_train,
+        real.y_train,
+        real.x_val,
+        real.y_val,
+        out_dir,
+        config,
+        class_names=real.class_names,
+        extra_info={"role": "judge: real training images only"},
+        progress=progress,
+    )
+
+
+def classification_accuracy_score(
+    synthetic_images: np.ndarray,
+    synthetic_labels: np.ndarray,
+    real_images: np.ndarray,
+    real_labels: np.ndarray,
+    out_dir: str | Path,
+    *,
+    class_names: list[str],
+    epochs: int,
+    seed: int = 0,
+    progress: Callable | None = None,
+) -> dict:
+    """Train on synthetic images only, test on real ones: the classification accuracy score.
+
+    15% of the synthetic images (per class, seeded) stop the training early, so the
+    real images are used once, for the score.
+
+    Parameters
+    ----------
+    synthetic_images : ndarray of shape (n, side, side), uint8
+    synthetic_labels : ndarray of shape (n,), int
+        The class each synthetic image was drawn for.
+    real_images : ndarray of shape (m, side, side), uint8
+        Real images neither the GAN nor the classifier trained on (the validation split).
+    real_labels : ndarray of shape (m,), int
+    out_dir : path-like
+        Where the classifier is stored.
+    class_names : list of str
+    epochs : int
+    seed : int, default=0
+    progress : callable, optional
+
+    Returns
+    -------
+    dict
+        ``accuracy`` and per-class ``recall`` on the real images, and ``n_train``.
+    """
+    from tumornb.evaluation import predict_proba
+    from tumornb.training import TrainConfig, train_classifier
+
+    rng = np.random.default_rng(seed)
+    synthetic_labels = np.asarray(synthetic_labels)
+    held = np.zeros(len(synthetic_labels), bool)
+    for k in np.unique(synthetic_labels):
+        members = np.flatnonzero(synthetic_labels == k)
+        held[rng.choice(members, max(1, round(0.15 * len(members))), replace=False)] = True
+    side = synthetic_images.shape[1]
+    config = TrainConfig(image_size=side, epochs=epochs, learning_rate=5e-4, seed=seed)
+    trained = train_classifier(
+        synthetic_images[~held],
+        synthetic_labels[~held],
+        synthetic_images[held],
+        synthetic_labels[held],
+        out_dir,
+        config,
+        class_names=class_names,
+        extra_info={"role": "classification accuracy score: synthetic images only"},
+        progress=progress,
+    )
+    judged = predict_proba(trained.model, real_images).argmax(1)
+    real_labels = np.asarray(real_labels)
+    return {
+        "accuracy": float((judged == real_labels).mean()),
+        "recall": {
+            name: float((judged[real_labels == k] == k).mean())
+            for k, name in enumerate(class_names)
+            if (real_labels == k).any()
+        },
+        "n_train": int((~held).sum()),
+    }
