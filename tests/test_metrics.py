@@ -12,6 +12,7 @@ from tumornb.metrics import (
     comparison_table,
     format_p,
     holm,
+    macro_f1,
     mcnemar,
     paired_bootstrap,
     per_class_table,
@@ -149,3 +150,31 @@ def test_comparison_table_is_in_points_with_holm_across_every_row():
     np.testing.assert_allclose(table[["difference", "low", "high"]].iloc[2], [-50.0, -55.0, -45.0])
     np.testing.assert_allclose(table["p (Holm)"], [0.03, 0.06, 0.06])
     assert comparison_table([]).empty
+
+
+def test_macro_f1_averages_over_the_classes_that_are_present():
+    """Check that a vanished but still predicted class does not count as F1 = 0 (0.98 is not 0.74)."""
+    y_true = np.repeat([0, 1, 2], 100)
+    y_pred = y_true.copy()
+    y_pred[:3] = 3  # three glioma images called pituitary, a class with no true image here
+    f1_glioma = 2 * 97 / (2 * 97 + 3)
+    assert macro_f1(y_true, y_pred) == pytest.approx((f1_glioma + 1 + 1) / 3)
+    assert macro_f1(y_true, y_pred) > 0.98
+
+
+def test_pr_auc_is_nan_when_a_class_has_no_image():
+    """Check that a resample without a class gives NaN (skipped by the interval), not a deflated value."""
+    y_true = np.array([0, 0, 1, 1])
+    p = np.array([[0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1]])
+    assert np.isnan(pr_auc_ovr(y_true, p))
+    p[3] = [0.1, 0.1, 0.8]  # the last image now the only, top-ranked, class-2 image
+    assert pr_auc_ovr(np.array([0, 0, 1, 2]), p) == pytest.approx(1.0)
+
+
+def test_bootstrap_p_values_never_fall_below_what_the_resamples_can_resolve():
+    """Check that B resamples all on one side give p = 2 / (B + 1), not 0."""
+    y_true, pred_a = _predictions(400, 0.6, seed=4)
+    pred_b = y_true.copy()  # B is right everywhere: every resampled difference is positive
+    comparison = paired_bootstrap(accuracy_score, y_true, pred_a, pred_b, n_boot=200)
+    assert comparison.p_value == pytest.approx(2 / 201)
+    assert format_p(comparison.p_value) == "p = 0.010"

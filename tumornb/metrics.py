@@ -40,8 +40,22 @@ Metric = Callable[[np.ndarray, np.ndarray], float]
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """F1 averaged over the classes present in ``y_true`` or ``y_pred``, each weighing the same."""
-    return float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0))
+    """F1 averaged over the classes present in ``y_true``, each weighing the same.
+
+    A class with no true image has no F1 worth averaging: counting it as 0 because
+    the model still predicts it (scikit-learn's default averages over the classes
+    in ``y_true`` or ``y_pred``) would make a subset where a class vanished look
+    far worse than it is. Those wrong predictions still count: they lower the
+    recall of the true classes whose images they took, and those classes stay in
+    the average.
+
+    Examples
+    --------
+    >>> macro_f1(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 2]))  # class 2 is never true
+    0.8333333333333333
+    """
+    present = np.unique(y_true)
+    return float(skm.f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0))
 
 
 def specificity(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -69,9 +83,18 @@ def pr_auc_ovr(y_true: np.ndarray, probabilities: np.ndarray) -> float:
 
     Unlike ROC-AUC it moves with class prevalence: a random ranking scores the
     class's share of the images, not 0.5.
+
+    Returns
+    -------
+    float
+        NaN when a class has no image in ``y_true`` (its average precision is
+        undefined; a bootstrap resample that misses a class is then skipped
+        rather than scored as if the class had been ranked last).
     """
     labels = np.arange(np.shape(probabilities)[1])
     one_hot = np.asarray(y_true)[:, None] == labels
+    if not one_hot.any(axis=0).all():
+        return float("nan")
     return float(skm.average_precision_score(one_hot, probabilities, average="macro"))
 
 
@@ -199,7 +222,8 @@ def paired_bootstrap(
 
     Both classifiers are scored on the same resampled images, so image difficulty
     cancels out of the difference. The p-value is twice the smaller share of
-    resampled differences on either side of zero.
+    resampled differences on either side of zero, counted as ``(1 + k) / (B + 1)``
+    so that ``B`` resamples never claim a p-value below ``2 / (B + 1)``.
     """
     y_true, pred_a, pred_b = map(np.asarray, (y_true, pred_a, pred_b))
     rng = np.random.default_rng(seed)
@@ -213,7 +237,8 @@ def paired_bootstrap(
         p_value = 1.0
     else:
         deltas = deltas[~np.isnan(deltas)]
-        p_value = min(1.0, 2 * min((deltas <= 0).mean(), (deltas >= 0).mean()))
+        tail = min((deltas <= 0).sum(), (deltas >= 0).sum())
+        p_value = min(1.0, 2 * (1 + tail) / (len(deltas) + 1))
     return Comparison(name, Estimate(float(observed), float(low), float(high)), float(p_value))
 
 
