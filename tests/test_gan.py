@@ -25,7 +25,9 @@ def test_generator_and_discriminator_shapes():
     images = keras.ops.convert_to_numpy(generator([noise, labels]))
     assert images.shape == (5, SIDE, SIDE, 1)
     assert images.min() >= -1 and images.max() <= 1
-    assert keras.ops.convert_to_numpy(discriminator([images, labels])).shape == (5, 1)
+    score, logits = discriminator([images, labels])
+    assert keras.ops.convert_to_numpy(score).shape == (5, 1)
+    assert keras.ops.convert_to_numpy(logits).shape == (5, 4)
     with pytest.raises(ValueError, match="power of two"):
         build_generator(48)
 
@@ -73,6 +75,33 @@ def test_one_training_step_gives_finite_losses_and_changes_the_weights(n_classes
     # (1 + 1) / (10 + 1), so the average moves 9/11 of the generator's step.
     expected = 9 / 11 * changed(before_g, gan.generator)
     assert changed(before_ema, gan.ema_generator) == pytest.approx(expected, rel=1e-3)
+
+
+def test_the_auxiliary_class_loss_enters_the_discriminator_step_and_trains_its_class_head():
+    """Check one step with and without the class loss, from equal weights and seeds.
+
+    The adversarial part is then identical, so the discriminator's loss differs by exactly
+    the class loss, and only with the loss on does the class head learn.
+    """
+    images, labels = _real_batch(16, 4)
+
+    def one_step(class_weight):
+        keras.utils.set_random_seed(0)
+        gan = DGAN(SIDE, 4, latent_dim=16, width=8, augment=False, class_weight=class_weight, seed=0)
+        gan.compile()
+        head = gan.discriminator.get_layer("class_logits").get_weights()[0].copy()
+        history = gan.fit(images, labels, batch_size=16, epochs=1, verbose=0).history
+        return gan, head, {k: v[0] for k, v in history.items()}
+
+    off, head_off, logs_off = one_step(0.0)
+    on, head_on, logs_on = one_step(2.0)
+    np.testing.assert_array_equal(head_on, head_off)
+    assert logs_on["d_class_loss"] == pytest.approx(np.log(4), rel=0.5)
+    assert logs_on["d_loss"] == pytest.approx(logs_off["d_loss"] + 2.0 * logs_on["d_class_loss"], rel=1e-4)
+    assert np.isfinite(logs_on["g_class_loss"]) and logs_on["g_class_loss"] > 0
+    np.testing.assert_array_equal(off.discriminator.get_layer("class_logits").get_weights()[0], head_off)
+    assert not np.allclose(on.discriminator.get_layer("class_logits").get_weights()[0], head_on)
+    assert DGAN(SIDE, 1, latent_dim=16, width=8, class_weight=1.0).class_weight == 0.0
 
 
 def test_generate_gives_the_requested_classes_reproducibly():

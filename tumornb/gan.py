@@ -5,7 +5,11 @@ Two variants share one implementation:
 * **conditional** (the default): one GAN for all classes; the generator gets
   the class with the noise, the discriminator judges "real image *of this
   class*?" through a projection of the class embedding (Miyato & Koyama, 2018).
-  Every class helps train the shared anatomy.
+  Every class helps train the shared anatomy. The discriminator also carries an
+  *auxiliary classifier* (a class head on its features, trained on real images
+  only), and the generator is rewarded when that head recognises the class it
+  drew (Odena et al., 2017): the projection alone let the generator draw
+  plausible scans that ignored their class.
 * **per class** (the original method): one unconditional GAN per class, each
   on that class's images only. Here it is the same model with one "class".
 
@@ -141,16 +145,17 @@ def build_generator(
 
 
 def build_discriminator(image_size: int = 64, n_classes: int = 4, *, width: int = 32) -> keras.Model:
-    """Image and class to a realness score: spectrally normalised strided convolutions.
+    """Image and class to a realness score and class logits: spectrally normalised strided convolutions.
 
     The score is ``w . h + embed(class) . h`` for the pooled features ``h``: the
     projection discriminator, which asks whether the image is real *and*
-    belongs to the class.
+    belongs to the class. The logits ``V h`` are the auxiliary classifier's.
 
     Returns
     -------
     keras.Model
-        Inputs ``[image (batch, side, side, 1), class (batch,) int]``; output ``(batch, 1)``.
+        Inputs ``[image (batch, side, side, 1), class (batch,) int]``; outputs
+        ``[score (batch, 1), class_logits (batch, n_classes)]``.
     """
     stages = _stages(image_size)
     image = keras.Input((image_size, image_size, 1), name="image")
@@ -165,7 +170,9 @@ def build_discriminator(image_size: int = 64, n_classes: int = 4, *, width: int 
     score = layers.SpectralNormalization(layers.Dense(1))(h)
     class_vector = layers.Embedding(n_classes, filters, name="class_projection")(label)
     projection = layers.Dot(axes=1)([class_vector, h])
-    return keras.Model([image, label], layers.Add(dtype="float32")([score, projection]), name="discriminator")
+    score = layers.Add(dtype="float32", name="score")([score, projection])
+    logits = layers.Dense(n_classes, dtype="float32", name="class_logits")(h)
+    return keras.Model([image, label], [score, logits], name="discriminator")
 
 
 class DGAN(keras.Model):
@@ -183,6 +190,11 @@ class DGAN(keras.Model):
         Decay of the generator's moving average, reached after a warm-up.
     augment : bool, default=True
         Differentiable augmentation of everything the discriminator sees.
+    class_weight : float, default=1.0
+        Weight of the auxiliary classification loss: the discriminator's class head
+        learns the real images' classes, and the generator is penalised by the same
+        cross-entropy on its images' intended classes. 0 turns it off (the
+        generator of tumornb 0.1); it has no effect with one class.
     seed : int, default=0
         Every random draw in training is a function of this and the step.
 
@@ -201,12 +213,14 @@ class DGAN(keras.Model):
         width: int = 32,
         ema: float = 0.999,
         augment: bool = True,
+        class_weight: float = 1.0,
         seed: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.image_size, self.n_classes, self.latent_dim = image_size, n_classes, latent_dim
         self.ema, self.augment, self.seed = ema, augment, seed
+        self.class_weight = float(class_weight) if n_classes > 1 else 0.0
         self.generator = build_generator(image_size, n_classes, latent_dim=latent_dim, width=width)
         self.discriminator = build_discriminator(image_size, n_classes, width=width)
         self.ema_generator = build_generator(image_size, n_classes, latent_dim=latent_dim, width=width)
@@ -238,6 +252,16 @@ class DGAN(keras.Model):
         return self.discriminator([images, labels], training=True)
 
     def train_step(self, data):
+        r"""One step of each network; what each minimises, for real images $x$ of class $y$ and $G(z, y)$.
+
+        .. math::
+
+            L_D = E[\max(0, 1 - D(x, y))] + E[\max(0, 1 + D(G(z, y), y))] + \lambda\,CE(C(x), y)
+
+            L_G = -E[D(G(z, y), y)] + \lambda\,CE(C(G(z, y)), y)
+
+        with $D$ the projection score, $C$ the auxiliary class head and $\lambda$ ``class_weight``.
+        """
         real, labels = data
         labels = tf.cast(labels, tf.int32)
         n = tf.shape(real)[0]
@@ -245,18 +269,23 @@ class DGAN(keras.Model):
         noise = tf.random.stateless_normal((n, self.latent_dim), seeds[0])
         with tf.GradientTape() as tape:
             fake = self.generator([noise, labels], training=True)
-            real_score = self._judge(real, labels, seeds[1])
-            fake_score = self._judge(fake, labels, seeds[2])
-            d_loss = tf.reduce_mean(tf.nn.relu(1.0 - real_score)) + tf.reduce_mean(
+            real_score, real_logits = self._judge(real, labels, seeds[1])
+            fake_score, _ = self._judge(fake, labels, seeds[2])
+            adversarial = tf.reduce_mean(tf.nn.relu(1.0 - real_score)) + tf.reduce_mean(
                 tf.nn.relu(1.0 + fake_score)
             )
+            # The class head learns from real images only, so it cannot be taught the generator's mistakes.
+            d_class = self._class_loss(real_logits, labels)
+            d_loss = adversarial + self.class_weight * d_class
         weights = self.discriminator.trainable_weights
         self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, weights), weights, strict=True))
 
         noise = tf.random.stateless_normal((n, self.latent_dim), seeds[3])
         with tf.GradientTape() as tape:
             fake = self.generator([noise, labels], training=True)
-            g_loss = -tf.reduce_mean(self._judge(fake, labels, seeds[4]))
+            fake_score, fake_logits = self._judge(fake, labels, seeds[4])
+            g_class = self._class_loss(fake_logits, labels)
+            g_loss = -tf.reduce_mean(fake_score) + self.class_weight * g_class
         weights = self.generator.trainable_weights
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, weights), weights, strict=True))
 
@@ -271,7 +300,13 @@ class DGAN(keras.Model):
             "g_loss": g_loss,
             "real_score": tf.reduce_mean(real_score),
             "fake_score": tf.reduce_mean(fake_score),
+            "d_class_loss": d_class,
+            "g_class_loss": g_class,
         }
+
+    @staticmethod
+    def _class_loss(logits, labels):
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
 
     def generate(self, labels: np.ndarray, *, seed: int = 0, batch_size: int = 256) -> np.ndarray:
         """Draw one image per entry of ``labels`` with the averaged generator, as uint8.

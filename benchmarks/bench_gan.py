@@ -1,0 +1,171 @@
+"""Generators side by side at one wall-clock budget: do their images carry their class?
+
+Run by hand, not in CI, on a run directory where chapter 01 has run::
+
+    tumornb run --only 01 --run-dir runs/default            # the phantom data, default profile
+    python benchmarks/bench_gan.py --run-dir runs/default --budget-s 150 --seeds 0,1
+
+For each seed, in one process and one after the other, it trains
+
+* ``projection``: the conditional GAN without the auxiliary class loss (tumornb 0.1's generator),
+* ``projection+aux``: the same with the auxiliary classifier (``class_weight=1``, the default now),
+* ``per_class``: the original method's one GAN per class, the budget split evenly between them,
+
+each for the same number of seconds (``--budget-s``, stopped at the first batch past it), from the
+same seed. Then, on the real *validation* images (never the test split, never seen by a GAN):
+
+* class fidelity: the judge's accuracy on synthetic images over its accuracy on real ones
+  (overall, and the lowest class), with the judge trained on the real training images once;
+* CAS: a classifier trained on the synthetic images alone, tested on the real validation images;
+* FID and KID of the synthetic images against the real validation images, beside the floor
+  (real training images against the same validation images), and recall;
+* training throughput in real images per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def train_for(images, labels, n_classes, *, class_weight, budget_s, width, seed):
+    """A DGAN trained for ``budget_s`` seconds; returns it and the real images per second it saw."""
+    import keras
+    import tensorflow as tf
+
+    from tumornb.gan import DGAN
+    from tumornb.pipeline import training_dataset
+    from tumornb.training import TimeBudget
+
+    keras.utils.set_random_seed(seed)
+    side = images.shape[1]
+    gan = DGAN(side, n_classes, width=width, augment=False, class_weight=class_weight, seed=seed)
+    gan.compile()
+    batch, epochs = 32, 10_000
+    dataset = training_dataset(
+        images, labels, n_classes=n_classes, batch_size=batch, seed=seed, augmentation=None, epochs=epochs
+    ).map(lambda x, y: (x / 127.5 - 1.0, tf.argmax(y, axis=-1, output_type=tf.int32)))
+    steps = math.ceil(len(images) / batch)
+    started = time.perf_counter()
+    gan.fit(dataset, epochs=epochs, steps_per_epoch=steps, callbacks=[TimeBudget(budget_s)], verbose=0)
+    seconds = time.perf_counter() - started
+    seen = int(keras.ops.convert_to_numpy(gan.d_optimizer.iterations)) * batch
+    return gan, seen / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--run-dir", default="runs/default")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--budget-s", type=float, default=150.0)
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--judge-epochs", type=int, default=15)
+    args = parser.parse_args()
+
+    from tumornb import evaluation, fidelity, quality
+    from tumornb.training import real_training_set
+
+    real = real_training_set(args.run_dir, args.image_size)
+    names = real.class_names
+    counts = np.bincount(real.y_train, minlength=len(names))
+    drawn = np.repeat(np.arange(len(names)), counts)
+    work = Path(tempfile.mkdtemp(prefix="bench_gan_"))
+    judge = fidelity.train_judge(real, work / "judge", epochs=args.judge_epochs)
+
+    def judge_proba(images):
+        return evaluation.predict_proba(judge.model, images)
+
+    encoder = quality.feature_encoder(args.image_size)
+    val_features, train_features = quality.embed(encoder, real.x_val), quality.embed(encoder, real.x_train)
+    floor_fid = quality.frechet_distance(val_features, train_features[: len(real.x_val)])
+    floor_kid = quality.kernel_distance(val_features, train_features)[0]
+    print(f"{len(real.x_train)} training and {len(real.x_val)} validation images at {args.image_size} px")
+    print(f"budget {args.budget_s:.0f} s per generator; judge accuracy on real validation images ", end="")
+    print(f"{(judge_proba(real.x_val).argmax(1) == real.y_val).mean():.3f}\n")
+
+    rows = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for name, class_weight in (("projection", 0.0), ("projection+aux", 1.0), ("per_class", 0.0)):
+            if name == "per_class":
+                synthetic, rates = [], []
+                for k in range(len(names)):
+                    mine = real.x_train[real.y_train == k]
+                    gan, rate = train_for(
+                        mine,
+                        np.zeros(len(mine), int),
+                        1,
+                        class_weight=0.0,
+                        budget_s=args.budget_s / len(names),
+                        width=args.width,
+                        seed=seed,
+                    )
+                    synthetic.append(gan.generate(np.zeros(counts[k], int), seed=seed + 1))
+                    rates.append(rate)
+                synthetic, rate = np.concatenate(synthetic), float(np.mean(rates))
+            else:
+                gan, rate = train_for(
+                    real.x_train,
+                    real.y_train,
+                    len(names),
+                    class_weight=class_weight,
+                    budget_s=args.budget_s,
+                    width=args.width,
+                    seed=seed,
+                )
+                synthetic = gan.generate(drawn, seed=seed + 1)
+            found = fidelity.class_fidelity(judge_proba, real.x_val, real.y_val, synthetic, drawn, names)
+            cas = fidelity.classification_accuracy_score(
+                synthetic,
+                drawn,
+                real.x_val,
+                real.y_val,
+                work / f"cas-{name}-{seed}",
+                class_names=names,
+                epochs=args.judge_epochs,
+                seed=seed,
+            )
+            fake_features = quality.embed(encoder, synthetic)
+            rows.append(
+                {
+                    "generator": name,
+                    "seed": seed,
+                    "fidelity": found.table.loc["all", "synthetic"],
+                    "ratio": found.overall_ratio,
+                    "lowest class ratio": found.worst_class_ratio,
+                    "CAS": cas["accuracy"],
+                    "FID": quality.frechet_distance(val_features, fake_features[: len(real.x_val)]),
+                    "FID floor": floor_fid,
+                    "KID": quality.kernel_distance(val_features, fake_features)[0],
+                    "KID floor": floor_kid,
+                    "recall": quality.precision_recall(val_features, fake_features[: len(real.x_val)])[1],
+                    "images/s": rate,
+                }
+            )
+            print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="{:.3f}".format), flush=True)
+
+    table = pd.DataFrame(rows)
+    print("\nAll runs:")
+    print(table.to_string(index=False, float_format="{:.3f}".format))
+    print("\nMean over seeds:")
+    means = table.drop(columns="seed").groupby("generator", sort=False).mean()
+    print(means.to_string(float_format="{:.3f}".format))
+    base = means.loc["projection"]
+    for name in means.index.drop("projection"):
+        ratios = means.loc[name] / base
+        print(
+            f"{name} / projection: fidelity ratio x{ratios['ratio']:.2f}, CAS x{ratios['CAS']:.2f}, "
+            f"images/s x{ratios['images/s']:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
