@@ -8,7 +8,7 @@ Run by hand, not in CI, on a run directory where chapter 01 has run::
 For each seed, in one process and one after the other, it trains
 
 * ``projection``: the conditional GAN without the auxiliary class loss (tumornb 0.1's generator),
-* ``projection+aux``: the same with the auxiliary classifier (``class_weight=1``, the default now),
+* ``projection+aux``: the same with the auxiliary classifier (``class_weight=1``),
 * ``per_class``: the original method's one GAN per class, the budget split evenly between them,
 
 each for the same number of seconds (``--budget-s``, stopped at the first batch past it), from the
@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--budget-s", type=float, default=150.0)
     parser.add_argument("--seeds", default="0")
-    parser.add_argument("--judge-epochs", type=int, default=15)
+    parser.add_argument("--judge-epochs", type=int, default=40)
     args = parser.parse_args()
 
     from tumornb import evaluation, fidelity, quality

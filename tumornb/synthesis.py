@@ -60,9 +60,9 @@ class GANConfig:
         Size of the noise vector and width of both networks.
     augment : bool, default=True
         Differentiable augmentation for the discriminator.
-    class_weight : float, default=1.0
+    class_weight : float, default=0.0
         Weight of the auxiliary classification loss (see :class:`tumornb.gan.DGAN`);
-        0 is the generator without it.
+        0, the default, trains without it.
     seed : int, default=0
     grid_every : int, default=10
         Save the fixed noise grid every this many epochs (and after the last).
@@ -75,7 +75,7 @@ class GANConfig:
     latent_dim: int = 128
     width: int = 32
     augment: bool = True
-    class_weight: float = 1.0
+    class_weight: float = 0.0
     seed: int = 0
     grid_every: int = 10
 
