@@ -93,14 +93,26 @@ def test_precision_recall_of_a_matching_a_collapsed_and_a_disjoint_generator(fea
 
 
 def test_quality_table_puts_a_good_generator_near_the_floor_and_a_bad_one_far_above(features):
-    real, fake = features
-    labels = np.repeat(["a", "b"], 200)
-    good = quality_table(real, labels, fake, labels, seed=0)
-    bad = quality_table(real, labels, fake + 2.0, labels, seed=0)
-    assert list(good.index) == ["a", "b"]
+    """Check scores against unseen reference images: a fresh sample at the floor, a shifted one far above."""
+    train, fake = features
+    reference = np.random.default_rng(5).normal(size=(200, 8))
+    labels, reference_labels = np.repeat(["a", "b"], 200), np.repeat(["a", "b"], 100)
+    good = quality_table(train, labels, fake, labels, reference, reference_labels, seed=0)
+    bad = quality_table(train, labels, fake + 2.0, labels, reference, reference_labels, seed=0)
+    assert list(good.index) == ["a", "b"] and good["n_reference"].tolist() == [100, 100]
     assert (good["FID"] < 2 * good["FID floor"]).all()
     assert (bad["FID"] > 10 * bad["FID floor"]).all()
     assert (bad["precision"] < good["precision"]).all()
+
+
+def test_quality_floor_uses_as_many_training_images_as_synthetic_ones(features):
+    """Check that 30 synthetic images are scored against a floor of 30 training images, not 200."""
+    train, fake = features
+    reference = np.random.default_rng(6).normal(size=(100, 8))
+    table = quality_table(
+        train, np.repeat("a", 400), fake[:30], np.repeat("a", 30), reference, np.repeat("a", 100)
+    )
+    assert table.loc["a", "n"] == 30
 
 
 def test_memorisation_flags_a_planted_copy_of_a_training_image(features):

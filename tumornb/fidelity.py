@@ -33,6 +33,7 @@ __all__ = [
     "Fidelity",
     "class_fidelity",
     "classification_accuracy_score",
+    "judge_encoder",
     "keep_faithful",
     "train_judge",
 ]
@@ -176,6 +177,17 @@ def keep_faithful(
     probabilities, intended = np.asarray(probabilities), np.asarray(intended)
     top = probabilities.argmax(1)
     return (top == intended) & (probabilities[np.arange(len(intended)), intended] >= min_confidence)
+
+
+def judge_encoder(model):
+    """The judge up to its last layer before the class probabilities: features that tell classes apart.
+
+    Use it with :func:`tumornb.quality.embed` for distances (FID, KID) in a space
+    trained on MRI, beside the fixed random encoder of :mod:`tumornb.quality`.
+    """
+    import keras
+
+    return keras.Model(model.inputs, model.get_layer("probabilities").input, name="judge_features")
 
 
 def train_judge(real, out_dir: str | Path, *, epochs: int, seed: int = 0, progress: Callable | None = None):

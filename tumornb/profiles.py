@@ -6,7 +6,7 @@ ones its ``parameters`` cell declares; ``-p key=value`` overrides any of them.
 ========  ==============================================================
 smoke     CI: the whole book in a few minutes on 2 CPU cores
 default   the README's main command: a meaningful result on the embedded
-          phantom data in about 20 minutes on 2 CPU cores
+          phantom data on 2 CPU cores (measured times in the README)
 full      real data at full size: hours on a CPU, minutes on a GPU
 ========  ==============================================================
 """

@@ -9,7 +9,8 @@ as trained ones do (Naeem et al., 2020, "Reliable fidelity and diversity
 metrics for generative models"), need no download, and mean the same on every
 machine for one seed. Their values are not comparable with published FIDs, so
 every number is reported beside the real-versus-real value on the same
-features: the floor that two samples of real images reach.
+features: the floor that the GAN's training images reach against the same
+real images the GAN never saw.
 """
 
 from __future__ import annotations
@@ -226,51 +227,61 @@ def embed(encoder, images: np.ndarray, *, batch_size: int = 128) -> np.ndarray:
 
 
 def quality_table(
-    real: np.ndarray,
-    real_labels,
+    train: np.ndarray,
+    train_labels,
     fake: np.ndarray,
     fake_labels,
+    reference: np.ndarray,
+    reference_labels,
     *,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Per-class quality of synthetic images against real ones, with the real-vs-real floor.
+    """Per-class quality of synthetic images against real images the GAN never saw, with the floor.
+
+    Each class's synthetic images and, for the floor, as many of the GAN's real
+    training images are compared with the same *reference*: real images the GAN
+    did not train on (the validation split, duplicate groups on one side). The
+    floor is then what a generator drawing new scans from the training
+    distribution would score, with as many images (FID is biased by set size).
 
     Parameters
     ----------
-    real, fake : ndarray of shape (n, d) and (m, d)
-        Features (:func:`embed`) of real training and synthetic images.
-    real_labels, fake_labels : array-like of str
+    train, fake, reference : ndarray of shape (n, d), (m, d) and (k, d)
+        Features (:func:`embed`) of the GAN's training images, of synthetic images,
+        and of real images the GAN never saw.
+    train_labels, fake_labels, reference_labels : array-like of str
     seed : int, default=0
-        Splits each class's real images into the two random halves of the floor.
+        Picks the training images of the floor.
 
     Returns
     -------
     DataFrame
-        One row per class: ``FID``, ``KID``, ``precision`` and ``recall`` of
-        synthetic images against one half of the real images, and ``FID floor``
-        and ``KID floor`` of the other half against it: what a perfect generator
-        would score with this many images.
+        One row per class: ``FID``, ``KID``, ``precision`` and ``recall`` of the
+        synthetic images against the reference, ``FID floor`` and ``KID floor``
+        of the training images against it, and the counts ``n_reference`` and ``n``
+        (synthetic images, and training images, per comparison).
     """
-    real_labels, fake_labels = np.asarray(real_labels), np.asarray(fake_labels)
+    train_labels, fake_labels = np.asarray(train_labels), np.asarray(fake_labels)
+    reference_labels = np.asarray(reference_labels)
     rng = np.random.default_rng(seed)
     rows = {}
-    for name in sorted(set(real_labels)):
-        r, f = real[real_labels == name], fake[fake_labels == name]
-        if len(f) < 2 or len(r) < 4:
+    for name in sorted(set(reference_labels)):
+        ref, f = reference[reference_labels == name], fake[fake_labels == name]
+        r = train[train_labels == name]
+        n = min(len(f), len(r))
+        if n < 2 or len(ref) < 2:
             continue
-        order = rng.permutation(len(r))
-        half_a, half_b = r[order[: len(r) // 2]], r[order[len(r) // 2 :]]
-        # The synthetic images stand in for the second half: same reference, same
-        # count, so score and floor are comparable (FID is biased by set size).
-        f = f[: len(half_b)]
-        precision, recall = precision_recall(half_a, f) if min(len(half_a), len(f)) > 3 else (np.nan, np.nan)
+        f, r = f[:n], r[rng.choice(len(r), n, replace=False)]
+        precision, recall = precision_recall(ref, f) if min(len(ref), n) > 3 else (np.nan, np.nan)
         rows[name] = {
-            "FID": frechet_distance(half_a, f),
-            "FID floor": frechet_distance(half_a, half_b),
-            "KID": kernel_distance(half_a, f, seed=seed)[0],
-            "KID floor": kernel_distance(half_a, half_b, seed=seed)[0],
+            "FID": frechet_distance(ref, f),
+            "FID floor": frechet_distance(ref, r),
+            "KID": kernel_distance(ref, f, seed=seed)[0],
+            "KID floor": kernel_distance(ref, r, seed=seed)[0],
             "precision": precision,
             "recall": recall,
+            "n_reference": len(ref),
+            "n": n,
         }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("class")
 
