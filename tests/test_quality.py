@@ -135,3 +135,18 @@ def test_memorisation_sees_a_generator_that_copies_with_noise(features):
     fake = reference[:300] + 0.3 * np.random.default_rng(4).normal(size=(300, 8))
     found = memorisation(fake, reference, fresh)
     assert found.copying_p < 1e-6
+
+
+def test_precision_recall_matches_the_definition_computed_in_full():
+    """Check the blockwise distances against all pairwise distances at once (the textbook form)."""
+    rng = np.random.default_rng(7)
+    real, fake = rng.normal(size=(300, 16)), rng.normal(size=(250, 16)) + 0.3
+
+    def radii(x):
+        return np.sort(np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1)), axis=1)[:, 3]
+
+    def inside(points, centres):
+        d = np.sqrt(((points[:, None] - centres[None]) ** 2).sum(-1))
+        return (d <= radii(centres)[None, :]).any(1).mean()
+
+    assert precision_recall(real, fake) == pytest.approx((inside(fake, real), inside(real, fake)))

@@ -128,19 +128,25 @@ def nearest_neighbours(queries: np.ndarray, reference: np.ndarray, *, exclude_se
     distances : ndarray of shape (n,)
     indices : ndarray of shape (n,), int
     """
-    q, r = np.asarray(queries, np.float64), np.asarray(reference, np.float64)
-    r_sq = (r**2).sum(1)
-    distances, indices = np.empty(len(q)), np.empty(len(q), int)
-    for start in range(0, len(q), 512):  # bounded memory: 512 x m at a time
-        block = q[start : start + 512]
-        d2 = (block**2).sum(1)[:, None] + r_sq[None, :] - 2 * block @ r.T
+    distances, indices = np.empty(len(queries)), np.empty(len(queries), int)
+    for start, d2 in _squared_distance_blocks(queries, reference):
+        rows = np.arange(len(d2))
         if exclude_self:
-            rows = np.arange(len(block))
             d2[rows, start + rows] = np.inf
         best = d2.argmin(1)
-        indices[start : start + len(block)] = best
-        distances[start : start + len(block)] = np.sqrt(np.maximum(d2[np.arange(len(block)), best], 0))
+        indices[start : start + len(d2)] = best
+        distances[start : start + len(d2)] = np.sqrt(d2[rows, best])
     return distances, indices
+
+
+def _squared_distance_blocks(queries: np.ndarray, reference: np.ndarray, *, block: int = 512):
+    """``(start, d2)`` for blocks of ``block`` query rows: squared Euclidean distances to every
+    reference row, ``block x m`` at a time, so memory does not grow with ``n x m x d``."""
+    q, r = np.asarray(queries, np.float64), np.asarray(reference, np.float64)
+    r_sq = (r**2).sum(1)
+    for start in range(0, len(q), block):
+        rows = q[start : start + block]
+        yield start, np.maximum((rows**2).sum(1)[:, None] + r_sq[None, :] - 2 * rows @ r.T, 0.0)
 
 
 def near_copy_threshold(reference: np.ndarray, fresh: np.ndarray, *, quantile: float = 0.01) -> float:
@@ -185,12 +191,18 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = 3) -> tuple
     """
 
     def radii(x):
-        d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-        return np.sqrt(np.sort(d2, axis=1)[:, k])  # column 0 is the point itself
+        out = np.empty(len(x))
+        for start, d2 in _squared_distance_blocks(x, x):
+            rows = np.arange(len(d2))
+            d2[rows, start + rows] = 0.0  # the point itself, exactly
+            out[start : start + len(d2)] = np.partition(d2, k, axis=1)[:, k]  # index 0 is the point
+        return out  # squared
 
-    def inside(points, centres, centre_radii):
-        d = np.sqrt(((points[:, None, :] - centres[None, :, :]) ** 2).sum(-1))
-        return (d <= centre_radii[None, :]).any(1).mean()
+    def inside(points, centres, centre_radii_sq):
+        hits = [
+            (d2 <= centre_radii_sq[None, :]).any(1) for _, d2 in _squared_distance_blocks(points, centres)
+        ]
+        return np.concatenate(hits).mean()
 
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     if min(len(real), len(fake)) <= k:
