@@ -99,3 +99,29 @@ def test_chapter_02_writes_the_fidelity_checks_in_the_smoke_run(smoke_run):
         assert 0 <= saved["classification_accuracy_score"][variant]["accuracy"] <= 1
     assert 0 <= saved["filter"]["kept"] <= saved["filter"]["of"] == saved["judge"]["n_train"]
     assert 0 < saved["memorisation"]["expected_false_flag_rate"] < 0.05
+
+
+@pytest.mark.slow
+def test_the_judge_is_reused_when_finished_and_retrained_when_its_settings_change(tmp_path):
+    """Check that a second call with the same settings loads the judge, and other epochs retrain it."""
+    from tumornb.fidelity import train_judge
+    from tumornb.training import TrainingSet
+
+    rng = np.random.default_rng(4)
+    y_train, y_val = np.repeat(np.arange(4), 8), np.repeat(np.arange(4), 2)
+    real = TrainingSet(
+        x_train=rng.integers(0, 256, (32, 32, 32), dtype=np.uint8),
+        y_train=y_train,
+        x_val=rng.integers(0, 256, (8, 32, 32), dtype=np.uint8),
+        y_val=y_val,
+        class_names=NAMES,
+        train_rows=None,
+        val_rows=None,
+    )
+    first = train_judge(real, tmp_path / "judge", epochs=1)
+    stamp = (tmp_path / "judge" / "train.json").stat().st_mtime_ns
+    again = train_judge(real, tmp_path / "judge", epochs=1)
+    assert (tmp_path / "judge" / "train.json").stat().st_mtime_ns == stamp
+    assert again.info == first.info
+    longer = train_judge(real, tmp_path / "judge", epochs=2)
+    assert longer.info["epochs_run"] == 2 and longer.info["role"].startswith("judge")

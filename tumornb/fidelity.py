@@ -202,7 +202,7 @@ def train_judge(real, out_dir: str | Path, *, epochs: int, seed: int = 0, progre
     real : tumornb.training.TrainingSet
         Real training and validation images (never synthetic or test images).
     out_dir : path-like
-        Where the judge is stored, e.g. ``RUN_DIR/gan/judge``.
+        Where the judge is stored, e.g. ``RunDir(...).fidelity_dir("judge")``.
     epochs : int
         The most epochs to train.
     seed : int, default=0
@@ -213,24 +213,39 @@ def train_judge(real, out_dir: str | Path, *, epochs: int, seed: int = 0, progre
     -------
     tumornb.training.TrainResult
     """
-    from tumornb.training import TrainConfig, load_trained, train_classifier
+    from tumornb.training import TrainConfig
 
-    side = real.x_train.shape[1]
-    config = TrainConfig(image_size=side, epochs=epochs, learning_rate=5e-4, seed=seed)
-    done = Path(out_dir) / "train.json"
-    if done.exists():
-        trained = load_trained(out_dir)
-        if trained.info["config"] == config.to_dict() and trained.info["n_train"] == len(real.x_train):
-            return trained
-    return train_classifier(
-        real.x_train,
-        real.y_train,
-        real.x_val,
-        real.y_val,
+    config = TrainConfig(image_size=real.x_train.shape[1], epochs=epochs, learning_rate=5e-4, seed=seed)
+    return _fit_or_reuse(
+        (real.x_train, real.y_train, real.x_val, real.y_val),
         out_dir,
         config,
         class_names=real.class_names,
-        extra_info={"role": "judge: real training images only"},
+        role="judge: real training images only",
+        progress=progress,
+    )
+
+
+def _fit_or_reuse(data, out_dir, config, *, class_names, role, progress):
+    """``train_classifier`` on ``data = (x_train, y_train, x_val, y_val)``, or the finished run in
+    ``out_dir`` when it was trained for the same role, configuration and number of images."""
+    from tumornb.training import load_trained, train_classifier
+
+    x_train, y_train, x_val, y_val = data
+    if (Path(out_dir) / "train.json").exists():
+        done = load_trained(out_dir)
+        same = (done.info.get("role"), done.info["config"], done.info["n_train"], done.info["n_val"])
+        if same == (role, config.to_dict(), len(x_train), len(x_val)):
+            return done
+    return train_classifier(
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        out_dir,
+        config,
+        class_names=class_names,
+        extra_info={"role": role},
         progress=progress,
     )
 
@@ -273,7 +288,7 @@ def classification_accuracy_score(
         ``accuracy`` and per-class ``recall`` on the real images, and ``n_train``.
     """
     from tumornb.evaluation import predict_proba
-    from tumornb.training import TrainConfig, train_classifier
+    from tumornb.training import TrainConfig
 
     rng = np.random.default_rng(seed)
     synthetic_labels = np.asarray(synthetic_labels)
@@ -283,15 +298,12 @@ def classification_accuracy_score(
         held[rng.choice(members, max(1, round(0.15 * len(members))), replace=False)] = True
     side = synthetic_images.shape[1]
     config = TrainConfig(image_size=side, epochs=epochs, learning_rate=5e-4, seed=seed)
-    trained = train_classifier(
-        synthetic_images[~held],
-        synthetic_labels[~held],
-        synthetic_images[held],
-        synthetic_labels[held],
+    trained = _fit_or_reuse(
+        (synthetic_images[~held], synthetic_labels[~held], synthetic_images[held], synthetic_labels[held]),
         out_dir,
         config,
         class_names=class_names,
-        extra_info={"role": "classification accuracy score: synthetic images only"},
+        role="classification accuracy score: synthetic images only",
         progress=progress,
     )
     judged = predict_proba(trained.model, real_images).argmax(1)
