@@ -13,10 +13,12 @@ Variants (:data:`VARIANTS`):
 
 Each (variant, seed) is one parameterised execution of the notebook
 ``tumornb/templates/ablation_train.ipynb`` by papermill, written to
-``RUN_DIR/ablation/<variant>/seed<k>/`` with its executed copy. Executions are
-independent, so they can be spread over machines (``tumornb ablate --seeds``)
-or processes (``--jobs``); a finished one (``train.json`` present) is skipped,
-and chapter 03's own models count as the repetition with its seed.
+``RUN_DIR/ablation/<variant>/seed<k>/`` with its executed copy and its task
+record (``task.json``: where, when and with which configuration it ran).
+Executions are independent Dask tasks (:mod:`tumornb.cluster`): on a local
+cluster of ``--jobs`` processes, or on any Dask cluster (``--scheduler``). A
+finished one (``train.json`` present) is skipped, and chapter 03's own models
+count as the repetition with its seed.
 
 Only the training seed changes between repetitions: the validation split is the
 run's (chapter 03's) and the test split is not read here. Chapter 04 scores
@@ -29,13 +31,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from tumornb.cluster import Task, TaskReport, dask_client, run_tasks
+from tumornb.execute import ExecutionFailed, declared_parameters, execute_notebook
 from tumornb.metrics import Comparison, Estimate, Metric
 from tumornb.paths import RunDir
 
@@ -43,6 +47,7 @@ __all__ = [
     "REAL_SHARE_OF_EXTREME",
     "VARIANTS",
     "ablation_dir",
+    "ablation_tasks",
     "extreme_synthetic_count",
     "run_ablation",
     "seed_averaged_comparison",
@@ -169,6 +174,55 @@ def trained_repetitions(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     return table.sort_values(["variant", "seed"], key=lambda c: c.map(order) if c.name == "variant" else c)
 
 
+def ablation_tasks(
+    run_dir: str | os.PathLike[str],
+    *,
+    seeds: Sequence[int],
+    variants: Sequence[str] = VARIANTS,
+    parameters: dict[str, Any] | None = None,
+) -> list[Task]:
+    """The (variant, seed) executions not trained yet, as :class:`tumornb.cluster.Task` objects.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run where chapters 01-03 have run (02 for the synthetic variants).
+    seeds : sequence of int
+    variants : sequence of str, default=VARIANTS
+    parameters : dict, optional
+        Values for the template's parameters (``image_size``, ``epochs``, ...);
+        a profile's, typically. Those the template does not declare are ignored.
+
+    Returns
+    -------
+    list of Task
+        Keyed ``"<variant>/seed<k>"``; each executes the template into
+        ``ablation_dir(run_dir, variant, seed)`` and is done once ``train.json`` is there.
+    """
+    run = RunDir(run_dir)
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown variant {', '.join(sorted(unknown))}; choose from {', '.join(VARIANTS)}")
+    if not run.manifest.exists():
+        raise FileNotFoundError(f"{run.root} has no manifest.csv: run chapters 01-03 before the ablation")
+    declared = declared_parameters(TEMPLATE)
+    passed = {k: v for k, v in (parameters or {}).items() if k in declared and k != "run_dir"}
+    split_seed = int((parameters or {}).get("seed", 0))  # chapter 03's, which chose the validation split
+    done = {(r.variant, r.seed) for r in trained_repetitions(run.root).itertuples()}
+    tasks = []
+    for seed in seeds:
+        for variant in variants:
+            if (variant, int(seed)) in done:
+                continue
+            out = ablation_dir(run.root, variant, int(seed))
+            config = passed | {"variant": variant, "seed": int(seed), "split_seed": split_seed}
+            action = partial(
+                execute_notebook, TEMPLATE, out / "ablation_train.ipynb", config | {"run_dir": str(run.root)}
+            )
+            tasks.append(Task(f"{variant}/seed{seed}", out, out / "train.json", run.manifest, action, config))
+    return tasks
+
+
 def run_ablation(
     run_dir: str | os.PathLike[str],
     *,
@@ -176,10 +230,11 @@ def run_ablation(
     variants: Sequence[str] = VARIANTS,
     parameters: dict[str, Any] | None = None,
     jobs: int = 1,
+    scheduler: str | None = None,
     progress: bool = False,
     log: Callable[[str], None] = print,
-) -> list[Path]:
-    """Train every (variant, seed) not trained yet, one papermill execution each.
+) -> TaskReport:
+    """Train every (variant, seed) not trained yet, one papermill execution each, as Dask tasks.
 
     Parameters
     ----------
@@ -191,66 +246,35 @@ def run_ablation(
         Values for the template's parameters (``image_size``, ``epochs``, ...);
         a profile's, typically. Those the template does not declare are ignored.
     jobs : int, default=1
-        Executions at once (each is a separate kernel process).
+        Worker processes of the local Dask cluster (ignored with ``scheduler``).
+    scheduler : str, optional
+        Address of a running Dask scheduler whose workers see ``run_dir`` at the
+        same path; default ``$TUMORNB_SCHEDULER``, else a local cluster.
     progress : bool, default=False
-        Show papermill's per-cell progress bar.
+        A progress bar over the executions.
     log : callable
 
     Returns
     -------
-    list of Path
-        The executed notebooks of the repetitions run by this call.
+    tumornb.cluster.TaskReport
 
     Raises
     ------
-    tumornb.runner.ChapterFailed
-        When an execution fails; its executed copy is kept beside it as
-        ``ablation_train.failed.ipynb``.
+    tumornb.execute.ExecutionFailed
+        After every execution has ended, when any failed; each failed one keeps
+        its executed copy as ``ablation_train.failed.ipynb`` and the others are
+        trained.
     """
-    import papermill
-
-    from tumornb.runner import KERNEL_ENV, ChapterFailed
-
-    run = RunDir(run_dir)
-    unknown = set(variants) - set(VARIANTS)
-    if unknown:
-        raise ValueError(f"unknown variant {', '.join(sorted(unknown))}; choose from {', '.join(VARIANTS)}")
-    declared = set(papermill.inspect_notebook(str(TEMPLATE)))
-    passed = {k: v for k, v in (parameters or {}).items() if k in declared}
-    split_seed = int((parameters or {}).get("seed", 0))  # chapter 03's, which chose the validation split
-    done = {(r.variant, r.seed) for r in trained_repetitions(run.root).itertuples()}
-    todo = [(v, int(s)) for s in seeds for v in variants if (v, int(s)) not in done]
-    log(f"ablation: {len(done)} trainings found, {len(todo)} to run ({jobs} at a time)")
-    os.environ.update(KERNEL_ENV)
-
-    def execute(job: tuple[str, int]) -> Path:
-        variant, seed = job
-        out = ablation_dir(run.root, variant, seed)
-        out.mkdir(parents=True, exist_ok=True)
-        final, failed = out / "ablation_train.ipynb", out / "ablation_train.failed.ipynb"
-        failed.unlink(missing_ok=True)
-        log(f"ablation: {variant}, seed {seed} -> {out}")
-        try:
-            papermill.execute_notebook(
-                str(TEMPLATE),
-                str(final),
-                parameters=passed
-                | {"run_dir": str(run.root), "variant": variant, "seed": seed, "split_seed": split_seed},
-                kernel_name="python3",
-                progress_bar=progress,
-                log_output=False,
-            )
-        except papermill.exceptions.PapermillExecutionError as exc:
-            os.replace(final, failed)
-            raise ChapterFailed(
-                f"ablation {variant} seed {seed} failed: {exc.ename}: {exc.evalue} (executed copy: {failed})"
-            ) from None
-        return final
-
-    if jobs <= 1:  # in this thread: papermill's kernel client leaves no sockets to a worker thread's loop
-        return [execute(job) for job in todo]
-    with ThreadPoolExecutor(jobs) as pool:
-        return list(pool.map(execute, todo))
+    tasks = ablation_tasks(run_dir, seeds=seeds, variants=variants, parameters=parameters)
+    if not tasks:
+        log("ablation: every repetition is trained already")
+        return TaskReport()
+    with dask_client(scheduler, workers=jobs) as client:
+        report = run_tasks(tasks, client, log=lambda line: log(f"ablation: {line}"), progress=progress)
+    log(f"ablation: {report.summary()}")
+    if not report.ok:
+        raise ExecutionFailed(f"ablation: {report.summary()}")
+    return report
 
 
 def seed_averaged_comparison(

@@ -32,7 +32,7 @@ __all__ = ["build_book", "stage_book", "vega_offline_script"]
 #: Book pages that come before the chapters, from the project's ``book/`` folder.
 FRONT_PAGES = ("intro",)
 #: Pages after the chapters.
-BACK_PAGES = ("reproducibility",)
+BACK_PAGES = ("reproducibility", "cluster")
 
 
 def vega_offline_script() -> str:

@@ -1,4 +1,4 @@
-"""The ``tumornb`` command: ``run``, ``ablate``, ``book``, ``predict``, ``phantom`` and ``audit``.
+"""The ``tumornb`` command: ``run``, ``ablate``, ``sweep``, ``book``, ``predict``, ``phantom``, ``audit``.
 
 Examples
 --------
@@ -10,6 +10,15 @@ Run every chapter on the embedded phantom data, then render the book::
 On a Kaggle download::
 
     tumornb run --data-dir ~/data/brain-mri --profile default --run-dir runs/my-run
+
+Train the ablation on two local Dask workers, or on a running Dask cluster::
+
+    tumornb ablate --run-dir runs/default --jobs 2
+    tumornb ablate --run-dir runs/default --scheduler tcp://10.0.0.5:8786
+
+Sweep the learning rate over chapter 03-04, each point from a copy of a run::
+
+    tumornb sweep -p learning_rate=[5e-4,1e-3] --only 03,04 --base-run runs/default --sweep-dir runs/lr
 
 Classify new images with a trained model::
 
@@ -77,8 +86,46 @@ def _build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--profile", choices=list(PROFILES), default="default", help="(default: %(default)s)")
     ablate.add_argument("--seeds", help="comma-separated seeds (default: the profile's ablation_seeds)")
     ablate.add_argument("--variants", help="comma-separated variants (default: all three)")
-    ablate.add_argument("--jobs", type=int, default=1, help="trainings at once (default: %(default)s)")
+    ablate.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes of the local Dask cluster: trainings at once (default: %(default)s)",
+    )
+    ablate.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a running Dask scheduler (tcp://HOST:8786) whose workers see the run directory at the "
+        "same path; default: $TUMORNB_SCHEDULER, else a local cluster of --jobs workers",
+    )
+    ablate.add_argument("--progress", action="store_true", help="a progress bar over the trainings")
     ablate.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="run chapters once per point of a parameter grid, each point its own run directory",
+        description="Run the chapters once per point of a parameter grid (-p key=[v1,v2] per axis), "
+        "as Dask tasks, each point in SWEEP_DIR/<key=value__...>; finished points are skipped. "
+        "Prints and writes SWEEP_DIR/summary.csv: each point's headline metrics.",
+    )
+    sweep.add_argument("--sweep-dir", default="runs/sweep", help="where the points go (default: %(default)s)")
+    sweep.add_argument("--profile", choices=list(PROFILES), default="default", help="(default: %(default)s)")
+    sweep.add_argument("--data-dir", help="folder-per-class dataset; default: embedded phantom data")
+    sweep.add_argument("--only", help="comma-separated chapters to run at each point, e.g. 03,04")
+    sweep.add_argument(
+        "--base-run", help="a finished run each point starts from a copy of (needed when --only skips 01)"
+    )
+    sweep.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=[V1,V2]",
+        help="one axis of the grid (repeatable); a single value is an axis of one",
+    )
+    sweep.add_argument("--jobs", type=int, default=1, help="local Dask workers (default: %(default)s)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler (see ablate)")
+    sweep.add_argument("--progress", action="store_true", help="a progress bar over the points")
 
     book = commands.add_parser("book", help="render a run's executed notebooks as an HTML book")
     book.add_argument("--run-dir", default="runs/default", help="the run to render (default: %(default)s)")
@@ -136,7 +183,35 @@ def _ablate(args: argparse.Namespace) -> None:
     parameters = profile_parameters(args.profile) | dict(parse_override(item) for item in args.param)
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else parameters["ablation_seeds"]
     variants = args.variants.split(",") if args.variants else list(VARIANTS)
-    run_ablation(args.run_dir, seeds=seeds, variants=variants, parameters=parameters, jobs=args.jobs)
+    run_ablation(
+        args.run_dir,
+        seeds=seeds,
+        variants=variants,
+        parameters=parameters,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        progress=args.progress,
+    )
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from tumornb.sweep import parse_grid, run_sweep
+
+    grid = parse_grid(args.param)
+    if not grid:
+        raise ValueError("a sweep needs at least one axis: -p key=[value1,value2]")
+    _, summary = run_sweep(
+        args.sweep_dir,
+        grid,
+        profile=args.profile,
+        data_dir=args.data_dir,
+        only=args.only.split(",") if args.only else None,
+        base_run=args.base_run,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        progress=args.progress,
+    )
+    print(summary.to_string(index=False))
 
 
 def _book(args: argparse.Namespace) -> None:
@@ -200,7 +275,7 @@ def _audit(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tumornb`` console script; returns the exit status."""
     from tumornb.data import DatasetError
-    from tumornb.runner import ChapterFailed
+    from tumornb.execute import ExecutionFailed
 
     args = _build_parser().parse_args(argv)
     # TensorFlow's C++ start-up notices would mix with the command's own output.
@@ -208,6 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "run": _run,
         "ablate": _ablate,
+        "sweep": _sweep,
         "book": _book,
         "predict": _predict,
         "phantom": _phantom,
@@ -217,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = handlers[args.command](args)
     except (
         DatasetError,
-        ChapterFailed,
+        ExecutionFailed,
         FileNotFoundError,
         FileExistsError,
         ValueError,

@@ -18,18 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tumornb.execute import ExecutionFailed, execute_notebook
 from tumornb.paths import RunDir, atomic_path
 from tumornb.profiles import profile_parameters
 
 __all__ = ["ChapterFailed", "chapter_notebooks", "project_root", "run_chapters"]
 
-# TensorFlow's C++ logging writes timestamps into cell output; keep kernels quiet. oneDNN stays
-# on (its one start-up notice goes to stderr, which the book hides): here it trains CNNs ~1.4x faster.
-KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
-
-
-class ChapterFailed(RuntimeError):
-    """A cell raised; the message names the notebook, the cell and the error."""
+#: Kept under its old name: a chapter that fails raises the shared executor's error.
+ChapterFailed = ExecutionFailed
 
 
 @dataclass(frozen=True)
@@ -50,12 +46,6 @@ def chapter_notebooks(notebooks_dir: str | os.PathLike[str] | None = None) -> di
     folder = Path(notebooks_dir) if notebooks_dir else project_root() / "notebooks"
     found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     return {path.stem: path for path in found}
-
-
-def _declared_parameters(notebook: Path) -> set[str]:
-    import papermill
-
-    return set(papermill.inspect_notebook(str(notebook)))
 
 
 def run_chapters(
@@ -105,9 +95,6 @@ def run_chapters(
     ChapterFailed
         When a cell raises; earlier chapters' results stay in place.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     chapters = chapter_notebooks(notebooks_dir)
     if only:
         wanted = {name.strip() for name in only if name.strip()}
@@ -127,19 +114,12 @@ def run_chapters(
         from tumornb.data import scan_dataset
 
         scan_dataset(data_dir)  # fail fast, before starting a kernel, on a wrong path
-    os.environ.update(KERNEL_ENV)
     if ablate is None:
         ablate = bool(parameters.get("ablate_in_run", False))
 
     results = []
     for index, (name, notebook) in enumerate(chapters.items(), start=1):
-        declared = _declared_parameters(notebook)
-        passed = {k: v for k, v in parameters.items() if k in declared}
         final = run.notebooks_dir / f"{name}.ipynb"
-        failed = run.notebooks_dir / f"{name}.failed.ipynb"
-        partial = run.notebooks_dir / f".{name}.partial.ipynb"
-        final.unlink(missing_ok=True)  # never leave an earlier run's copy looking current
-        failed.unlink(missing_ok=True)
         if ablate and name.startswith("04"):
             from tumornb.ablation import run_ablation
 
@@ -150,26 +130,7 @@ def run_chapters(
             results.append(ChapterResult("ablation", run.root / "ablation", time.perf_counter() - start))
         log(f"[{index}/{len(chapters)}] {name} ({profile} profile)")
         start = time.perf_counter()
-        try:
-            papermill.execute_notebook(
-                str(notebook),
-                str(partial),
-                parameters=passed,
-                kernel_name="python3",
-                cwd=str(notebook.parent),
-                progress_bar=progress,
-                log_output=False,
-            )
-        except PapermillExecutionError as exc:
-            os.replace(partial, failed)
-            raise ChapterFailed(
-                f"{notebook} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
-                f"(executed copy: {failed})"
-            ) from None
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        os.replace(partial, final)
+        execute_notebook(notebook, final, parameters, progress=progress)
         seconds = time.perf_counter() - start
         log(f"[{index}/{len(chapters)}] {name} done in {seconds:.0f} s -> {final}")
         results.append(ChapterResult(name, final, seconds))
