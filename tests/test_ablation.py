@@ -69,7 +69,7 @@ def test_seed_averaged_comparison_of_identical_variants_is_zero():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 4, 200)
     preds = [np.where(rng.random(200) < 0.7, y, rng.integers(0, 4, 200)) for _ in range(3)]
-    result = ablation.seed_averaged_comparison(accuracy_score, y, preds, preds, n_boot=300)
+    result = ablation.seed_averaged_comparison(accuracy_score, y, preds, preds)
     assert (result.difference.value, result.difference.low, result.difference.high) == (0, 0, 0)
     assert result.p_value == 1.0
 
@@ -79,24 +79,50 @@ def test_seed_averaged_comparison_detects_a_planted_gain_and_averages_seeds():
     rng = np.random.default_rng(1)
     y = rng.integers(0, 4, 400)
     preds_a, preds_b = [], []
-    for _ in range(3):
+    for _ in range(5):
         right_a = rng.random(400) < 0.6
         right_b = right_a | (rng.random(400) < 0.375)  # 0.6 + 0.4 * 0.375 = 0.75
         wrong = (y + 1) % 4
         preds_a.append(np.where(right_a, y, wrong))
         preds_b.append(np.where(right_b, y, wrong))
-    result = ablation.seed_averaged_comparison(accuracy_score, y, preds_a, preds_b, n_boot=500)
+    result = ablation.seed_averaged_comparison(accuracy_score, y, preds_a, preds_b)
     per_seed = [accuracy_score(y, b) - accuracy_score(y, a) for a, b in zip(preds_a, preds_b, strict=True)]
     assert result.difference.value == pytest.approx(np.mean(per_seed))
+    np.testing.assert_allclose(ablation.per_seed_differences(accuracy_score, y, preds_a, preds_b), per_seed)
     assert 0.10 < result.difference.low < result.difference.value < result.difference.high < 0.20
-    assert result.p_value < 0.01
+    assert result.p_value < 0.001
+
+
+def test_seed_averaged_interval_is_students_t_on_the_per_seed_differences():
+    """Check the interval against scipy's t-interval for hand-made per-seed accuracies."""
+    from scipy import stats
+
+    y = np.zeros(100, int)
+    gains = [0.05, -0.02, 0.08, 0.01, 0.03]  # per-seed accuracy of B minus A
+    preds_a = [np.r_[np.zeros(50, int), np.ones(50, int)] for _ in gains]  # accuracy 0.5
+    preds_b = [np.r_[np.zeros(50 + round(100 * g), int), np.ones(50 - round(100 * g), int)] for g in gains]
+    result = ablation.seed_averaged_comparison(accuracy_score, y, preds_a, preds_b)
+    low, high = stats.t.interval(0.95, 4, loc=np.mean(gains), scale=stats.sem(gains))
+    assert (result.difference.low, result.difference.high) == pytest.approx((low, high))
+    assert result.p_value == pytest.approx(stats.ttest_1samp(gains, 0).pvalue)
+
+
+def test_seed_averaged_comparison_keeps_its_level_under_the_null():
+    """Check the null simulation: with 5 seeds and equally good variants, about 5% false rejections."""
+    rates = {
+        (n_seeds, n_images): ablation.null_rejection_rate(n_seeds=n_seeds, n_images=n_images, seed=7)
+        for n_seeds in (3, 5)
+        for n_images in (300, 1300)
+    }
+    print("type-I rate at nominal 5% (seeds, test images):", rates)
+    assert all(0.025 <= rate <= 0.085 for rate in rates.values()), rates
 
 
 def test_seed_averaged_comparison_needs_matching_shapes():
     """Check that predictions of unequal seeds or images are refused."""
     y = np.zeros(5, int)
     with pytest.raises(ValueError, match="equal shape"):
-        ablation.seed_averaged_comparison(accuracy_score, y, [y, y], [y], n_boot=10)
+        ablation.seed_averaged_comparison(accuracy_score, y, [y, y], [y])
 
 
 @pytest.mark.slow
@@ -113,15 +139,18 @@ def test_smoke_run_trains_the_ablation_and_chapter_04_compares_it(smoke_run):
         info = json.loads((row.dir / "train.json").read_text())
         assert info["config"]["seed"] == row.seed and info.get("variant", row.variant) == row.variant
     saved = json.loads(RunDir(smoke_run).metrics.read_text())["ablation"]
-    assert len(saved["per_run"]) == 2 * len(ablation.VARIANTS) * len(seeds)
-    compared = {(c["comparison"], c["metric"]) for c in saved["comparisons"]}
+    subsets = ("test images with no duplicate in training", "all test images")
+    assert len(saved["per_run"]) == 2 * len(subsets) * len(ablation.VARIANTS) * len(seeds)
+    compared = {(c["test images"], c["comparison"], c["metric"], c["seeds"]) for c in saved["comparisons"]}
     assert compared == {
-        (f"{v} vs real", m)
+        (subset, f"{v} vs real", m, len(seeds))
+        for subset in subsets
         for v in ("real+synthetic", "10real+90synthetic")
         for m in ("accuracy", "macro-F1")
     }
+    assert len(saved["per_seed_differences"]) == len(compared) * len(seeds)
     for c in saved["comparisons"]:
-        assert c["low"] <= c["difference"] <= c["high"] and c["p (bootstrap)"] <= c["p (Holm)"] <= 1
+        assert c["low"] <= c["difference"] <= c["high"] and c[ablation.P_SEEDS] <= c["p (Holm)"] <= 1
 
 
 def test_ablate_command_names_a_wrong_variant(tmp_path, capsys):
@@ -131,3 +160,52 @@ def test_ablate_command_names_a_wrong_variant(tmp_path, capsys):
     status = main(["ablate", "--run-dir", str(tmp_path), "--seeds", "0", "--variants", "real,gan"])
     assert status == 1
     assert "unknown variant gan" in capsys.readouterr().err
+
+
+def _fake_training(folder, seed, **config):
+    folder.mkdir(parents=True)
+    base = {"model": "tumornb_cnn", "image_size": 32, "epochs": 2, "learning_rate": 5e-4, "seed": seed}
+    info = {"config": base | config, "variant": folder.parent.name}
+    (folder / "train.json").write_text(json.dumps(info))
+
+
+def test_repetitions_with_another_configuration_are_left_out_with_the_reason(tmp_path):
+    """Check that a repetition trained with other epochs is not pooled, and the reason names them."""
+    for seed in (1, 2, 3):
+        _fake_training(ablation.ablation_dir(tmp_path, "real", seed), seed)
+    _fake_training(ablation.ablation_dir(tmp_path, "real+synthetic", 1), 1)
+    _fake_training(ablation.ablation_dir(tmp_path, "real+synthetic", 2), 2, epochs=1)
+    kept, excluded = ablation.comparable_repetitions(ablation.trained_repetitions(tmp_path))
+    assert sorted(zip(kept["variant"], kept["seed"], strict=True)) == [
+        ("real", 1),
+        ("real", 2),
+        ("real", 3),
+        ("real+synthetic", 1),
+    ]
+    assert excluded[["variant", "seed"]].values.tolist() == [["real+synthetic", 2]]
+    assert excluded["reason"].iloc[0] == "trained with epochs = 1 (the others: 2)"
+
+
+def test_analyse_ablation_pairs_seeds_per_subset_and_words_the_verdict():
+    """Check per-seed differences, seed counts and the verdict on a hand-made three-seed ablation."""
+    y = np.zeros(10, int)
+    right = lambda k: np.r_[np.zeros(k, int), np.ones(10 - k, int)]  # noqa: E731 (k of 10 right)
+    predictions = {("real", 0): right(5), ("real", 1): right(6), ("real", 2): right(4)}
+    predictions |= {
+        ("real+synthetic", 0): right(7),
+        ("real+synthetic", 1): right(7),
+        ("real+synthetic", 2): right(7),
+    }
+    subsets = {"clean": np.arange(10) < 10, "half": np.arange(10) < 5}
+    found = ablation.analyse_ablation(y, predictions, subsets, metrics={"accuracy": accuracy_score})
+    clean = found.differences[found.differences["test images"] == "clean"]
+    assert clean["difference"].round(6).tolist() == [20.0, 10.0, 30.0]
+    assert found.table["seeds"].tolist() == [3, 3] and found.table["test images"].tolist() == [
+        "clean",
+        "half",
+    ]
+    # On the first five images only seed 2's real model misses one: differences 0, 0 and 20 points.
+    assert found.table["difference"].round(4).tolist() == [20.0, 6.6667]
+    text = found.verdict("clean")
+    assert text.startswith("**Verdict over 3 training seeds, on the clean**")
+    assert "adding the synthetic images" in text and ablation.CONFOUNDS in text

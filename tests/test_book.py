@@ -67,3 +67,17 @@ def test_charts_draw_in_a_browser_with_no_network(book_html, tmp_path):
     charts = set(re.findall(r'id="(altair-viz-[0-9a-f]+)"', page.read_text()))
     drawn = re.findall(r'class="vega-embed', dom)
     assert len(charts) == 3 and len(drawn) == len(charts)
+
+
+def test_reporting_page_quotes_the_run_and_links_to_sections_that_exist(book_html, smoke_run):
+    """Check the generated checklist: the run's own headline numbers, and every link lands on a heading."""
+    import json
+
+    page = (book_html / "reporting.html").read_text()
+    saved = json.loads((smoke_run / "metrics.json").read_text())
+    accuracy = saved["headline"][saved["first_subset"]]["real"]["accuracy"]
+    assert f"{accuracy['value']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}]" in page
+    links = re.findall(r'href="(notebooks/[0-9a-z_]+\.html)#([a-z0-9-]+)"', page)
+    assert len(links) >= 8
+    for target, anchor in links:
+        assert f'id="{anchor}"' in (book_html / target).read_text(), (target, anchor)

@@ -79,3 +79,15 @@ def test_small_inputs(n):
     """Check the edge cases of no and one image."""
     group, kind = duplicate_groups(["x"] * n, ["0" * 16] * n)
     assert group.tolist() == [-1] * n
+
+
+def test_nearest_distances_is_the_minimum_over_the_reference():
+    """Check the smallest Hamming distance to a reference set against a brute-force count."""
+    from tumornb.dedup import nearest_distances
+
+    rng = np.random.default_rng(0)
+    hashes = [f"{int(v):016x}" for v in rng.integers(0, 2**63, 30)]
+    reference = [f"{int(v):016x}" for v in rng.integers(0, 2**63, 50)]
+    brute = [min(bin(int(h, 16) ^ int(r, 16)).count("1") for r in reference) for h in hashes]
+    assert nearest_distances(hashes, reference, chunk=7).tolist() == brute
+    assert nearest_distances(hashes[:2], []).tolist() == [65, 65]

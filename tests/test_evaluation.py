@@ -124,7 +124,52 @@ def test_chapter_04_writes_metrics_and_predictions_in_the_smoke_run(smoke_run):
     assert (predictions["predicted"] == predictions.filter(like="p_").idxmax(axis=1).str[2:]).all()
     saved = json.loads(run.metrics.read_text())
     assert saved["n_test"] == n_test and saved["n_boot"] == smoke["n_boot"]
-    for summary in saved["headline"].values():
-        accuracy = summary["accuracy"]
-        assert accuracy["low"] <= accuracy["value"] <= accuracy["high"]
-    assert [c["metric"] for c in saved["comparisons"]] == ["accuracy", "macro-F1"]
+    assert list(saved["headline"]) == [saved["first_subset"], "all test images"]
+    assert saved["first_subset"] == "test images with no duplicate in training"
+    assert saved["subsets"]["all test images"]["images"] == n_test
+    for by_variant in saved["headline"].values():
+        assert set(by_variant) == {"real", "real+synthetic"}
+        for summary in by_variant.values():
+            accuracy = summary["accuracy"]
+            assert accuracy["low"] <= accuracy["value"] <= accuracy["high"]
+    assert [(c["test images"], c["metric"]) for c in saved["comparisons"]] == [
+        (subset, metric) for subset in saved["headline"] for metric in ("accuracy", "macro-F1")
+    ]
+
+
+def _test_set(leaks, dup_group):
+    from tumornb.evaluation import TestSet
+
+    rows = pd.DataFrame({"leaks": leaks, "dup_group": dup_group})
+    return TestSet(np.zeros((len(rows), 2, 2)), np.zeros(len(rows), int), rows, ["a"])
+
+
+def test_leak_free_subset_comes_first_and_leaves_out_the_leaked_images():
+    """Check the subsets of a hand-made test split: leak-free first, every image second."""
+    from tumornb.evaluation import ALL_IMAGES, LEAK_FREE, test_subsets
+
+    subsets = test_subsets(_test_set([False, True, False, True], [-1, 4, 7, 4]))
+    assert list(subsets) == [LEAK_FREE, ALL_IMAGES]
+    assert subsets[LEAK_FREE].tolist() == [True, False, True, False] and subsets[ALL_IMAGES].all()
+    with pytest.raises(ValueError, match="all 2 test images have a duplicate in training"):
+        test_subsets(_test_set([True, True], [1, 1]))
+
+
+def test_bootstrap_groups_join_duplicates_and_keep_singletons_apart():
+    """Check that images of one duplicate group share a label and every ungrouped image has its own."""
+    from tumornb.evaluation import bootstrap_groups
+
+    groups = bootstrap_groups(_test_set([False] * 5, [-1, 4, -1, 4, 9]).rows)
+    assert groups[1] == groups[3] and len(set(groups)) == 4
+
+
+def test_headline_by_threshold_keeps_only_images_farther_than_each_threshold():
+    """Check counts and accuracy when only the images far from training are kept."""
+    from tumornb.evaluation import headline_by_threshold
+
+    y = np.zeros(6, int)
+    pred = np.array([0, 0, 0, 1, 1, 0])  # the three closest to training are right
+    bits = np.array([0, 2, 4, 6, 8, 10])
+    table = headline_by_threshold(y, pred, bits, thresholds=(0, 4, 8), n_boot=50)
+    assert table["test images kept"].tolist() == [6, 5, 3, 1]
+    assert [row.split()[0] for row in table["accuracy"]] == ["0.667", "0.600", "0.333", "1.000"]

@@ -107,7 +107,10 @@ def test_verdict_wording_follows_the_numbers():
     assert verdict(none, what="adding synthetic images").startswith("No significant difference:")
     # The same gain is not significant once corrected for three comparisons.
     corrected = verdict(gain, what="x", p_adjusted=0.2)
-    assert corrected.startswith("No significant difference") and corrected.endswith("(adjusted p = 0.200).")
+    assert corrected.startswith("No significant difference") and corrected.endswith(
+        "(Holm-adjusted p = 0.200)."
+    )
+    assert "[95% CI +1.1 to +7.0, unadjusted]" in corrected
     loss = Comparison("accuracy", Estimate(-0.08, -0.12, -0.04), 0.0)
     assert verdict(loss, what="training on 90% synthetic images").endswith(
         "worsens accuracy by -8.0 points [95% CI -12.0 to -4.0] (p < 0.001)."
@@ -178,3 +181,34 @@ def test_bootstrap_p_values_never_fall_below_what_the_resamples_can_resolve():
     comparison = paired_bootstrap(accuracy_score, y_true, pred_a, pred_b, n_boot=200)
     assert comparison.p_value == pytest.approx(2 / 201)
     assert format_p(comparison.p_value) == "p = 0.010"
+
+
+def test_group_bootstrap_keeps_groups_whole():
+    """Check that a grouped resample holds every image of a drawn group, as often as it was drawn."""
+    from tumornb.metrics import bootstrap_draws
+
+    groups = np.array([5, 5, 9, 7, 7, 7])
+    for draw in bootstrap_draws(6, 50, np.random.default_rng(0), groups):
+        counts = np.bincount(draw, minlength=6)
+        assert counts[0] == counts[1] and counts[3] == counts[4] == counts[5]
+        assert counts[0] + counts[2] + counts[3] == 3  # three groups drawn
+
+
+def test_group_bootstrap_is_wider_on_clustered_data_only():
+    """Check 50 groups of 8 identical outcomes: about sqrt(8) times wider; independent outcomes: alike."""
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(50), 8)
+    y = np.zeros(400, int)
+    clustered = np.repeat(rng.random(50) < 0.7, 8).astype(int)
+    independent = (rng.random(400) < 0.3).astype(int)
+
+    def width(pred, groups=None):
+        e = bootstrap_ci(accuracy_score, y, pred, n_boot=1000, groups=groups)
+        return e.high - e.low
+
+    assert width(clustered, groups) > 2 * width(clustered)
+    assert 0.8 < width(independent, groups) / width(independent) < 1.25
+    a, b = clustered, np.repeat(rng.random(50) < 0.7, 8).astype(int)
+    paired_image = paired_bootstrap(accuracy_score, y, a, b, n_boot=1000).difference
+    paired_group = paired_bootstrap(accuracy_score, y, a, b, n_boot=1000, groups=groups).difference
+    assert paired_group.high - paired_group.low > 2 * (paired_image.high - paired_image.low)

@@ -239,3 +239,24 @@ def test_mixed_precision_when_asked_and_float32_otherwise(eda_run, tmp_path):
     plain = train_classifier(*data, tmp_path / "plain", _config(epochs=1), class_names=ts.class_names)
     assert plain.info["mixed_precision"] is bool(tf.config.list_physical_devices("GPU"))
     assert plain.model.layers[2].compute_dtype == "float32"
+
+
+def test_validation_split_written_by_chapter_03_is_read_back_exactly(eda_run):
+    """Check that validation_set returns the recorded images, whatever parameters come later."""
+    from tumornb.training import validation_set, write_validation_split
+
+    ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=3)
+    write_validation_split(eda_run, ts)
+    x_val, y_val = validation_set(eda_run, SIDE)
+    np.testing.assert_array_equal(x_val, ts.x_val)
+    np.testing.assert_array_equal(y_val, ts.y_val)
+    other = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=4)
+    assert set(other.val_rows["path"]) != set(ts.val_rows["path"])  # re-deriving would have differed
+
+
+def test_validation_set_without_chapter_03_says_what_to_run(tmp_path):
+    """Check the error when validation.csv is missing."""
+    from tumornb.training import validation_set
+
+    with pytest.raises(FileNotFoundError, match="run chapter 03 first"):
+        validation_set(tmp_path, SIDE)

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from tumornb.paths import RunDir
+from tumornb.reporting import reporting_page
 from tumornb.runner import chapter_notebooks, project_root
 
 __all__ = ["build_book", "stage_book", "vega_offline_script"]
@@ -33,6 +34,8 @@ __all__ = ["build_book", "stage_book", "vega_offline_script"]
 FRONT_PAGES = ("intro",)
 #: Pages after the chapters.
 BACK_PAGES = ("reproducibility", "cluster")
+#: The page generated from the run's own files (:mod:`tumornb.reporting`), first after the chapters.
+REPORTING_PAGE = "reporting"
 
 
 def vega_offline_script() -> str:
@@ -91,6 +94,7 @@ def stage_book(run_dir: str | os.PathLike[str], source_dir: str | os.PathLike[st
     for name in executed:
         shutil.copy(run.notebooks_dir / f"{name}.ipynb", source / "notebooks" / f"{name}.ipynb")
     (source / "_static" / "vega-offline.js").write_text(vega_offline_script())
+    (source / f"{REPORTING_PAGE}.md").write_text(reporting_page(run.root, set(executed)))
 
     toc = {
         "format": "jb-book",
@@ -100,7 +104,7 @@ def stage_book(run_dir: str | os.PathLike[str], source_dir: str | os.PathLike[st
                 "caption": "Chapters",
                 "chapters": [{"file": f"notebooks/{name}"} for name in executed],
             },
-            {"caption": "About", "chapters": [{"file": page} for page in BACK_PAGES]},
+            {"caption": "About", "chapters": [{"file": page} for page in (REPORTING_PAGE, *BACK_PAGES)]},
         ],
     }
     (source / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))

@@ -18,7 +18,16 @@ import cv2
 import numpy as np
 import pandas as pd
 
-__all__ = ["NEAR_DUPLICATE_BITS", "duplicate_groups", "hamming_pairs", "leakage", "leakage_examples", "phash"]
+__all__ = [
+    "NEAR_DUPLICATE_BITS",
+    "duplicate_groups",
+    "hamming_pairs",
+    "leakage",
+    "leakage_examples",
+    "nearest_distances",
+    "pairs_between",
+    "phash",
+]
 
 #: Largest pHash Hamming distance (of 64 bits) that counts as a near duplicate.
 #: Measured on the Kaggle (Sartaj) dataset: pairs at distance 2 are the same scan
@@ -75,6 +84,60 @@ def hamming_pairs(hashes: list[str] | np.ndarray, max_bits: int, chunk: int = 10
         keep = i < j
         pairs.append(np.stack([i[keep], j[keep]], axis=1))
     return np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64)
+
+
+def pairs_between(
+    hashes: list[str] | np.ndarray, low: int, high: int, *, max_pairs: int = 6, seed: int = 0
+) -> np.ndarray:
+    """Up to ``max_pairs`` random index pairs whose hashes differ in ``low`` < bits <= ``high``.
+
+    What a looser threshold adds to a tighter one: e.g. the pairs a patient-proxy
+    grouping at 4 bits joins that the near-duplicate grouping at 2 bits does not.
+
+    Returns
+    -------
+    ndarray of shape (n_pairs, 2)
+    """
+    codes = np.array([int(h, 16) for h in hashes], dtype=np.uint64)
+    pairs = hamming_pairs(list(hashes), high)
+    if len(pairs):
+        distance = np.bitwise_count(codes[pairs[:, 0]] ^ codes[pairs[:, 1]])
+        pairs = pairs[distance > low]
+    rng = np.random.default_rng(seed)
+    return pairs[np.sort(rng.permutation(len(pairs))[:max_pairs])]
+
+
+def nearest_distances(
+    hashes: list[str] | np.ndarray, reference: list[str] | np.ndarray, chunk: int = 1024
+) -> np.ndarray:
+    """For each hash, the smallest Hamming distance (bits) to any hash of ``reference``.
+
+    Parameters
+    ----------
+    hashes, reference : sequence of str
+        Hexadecimal 64-bit hashes (:func:`phash`).
+    chunk : int, default=1024
+        Rows compared at once; bounds memory to ``chunk * len(reference)`` bytes.
+
+    Returns
+    -------
+    ndarray of int, shape (len(hashes),)
+        65 (more than any distance) when ``reference`` is empty.
+
+    Examples
+    --------
+    >>> nearest_distances(["000000000000000f", "ffffffffffffffff"], ["0000000000000000"]).tolist()
+    [4, 64]
+    """
+    codes = np.array([int(h, 16) for h in hashes], dtype=np.uint64)
+    ref = np.array([int(h, 16) for h in reference], dtype=np.uint64)
+    if len(ref) == 0:
+        return np.full(len(codes), 65)
+    nearest = [
+        np.bitwise_count(codes[start : start + chunk, None] ^ ref[None, :]).min(axis=1)
+        for start in range(0, len(codes), chunk)
+    ]
+    return np.concatenate(nearest).astype(int) if nearest else np.empty(0, int)
 
 
 def duplicate_groups(

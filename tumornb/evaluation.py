@@ -14,14 +14,24 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from tumornb import metrics
+from tumornb.dedup import nearest_distances
+from tumornb.metrics import Estimate
 from tumornb.paths import atomic_path
 from tumornb.training import run_images
 
 __all__ = [
+    "ALL_IMAGES",
+    "LEAK_FREE",
     "TestSet",
     "apply_temperature",
+    "bootstrap_groups",
+    "calibration_summary",
     "expected_calibration_error",
     "fit_temperature",
+    "headline_by_threshold",
+    "headline_frame",
+    "headline_metrics",
     "leaking_test_rows",
     "leakage_composition",
     "predict_in_batches",
@@ -29,6 +39,7 @@ __all__ = [
     "reliability_table",
     "temperature_effect",
     "test_set",
+    "test_subsets",
     "write_json",
     "write_predictions",
 ]
@@ -49,14 +60,142 @@ class TestSet:
 def test_set(run_dir: str | Path, image_size: int) -> TestSet:
     """The usable test images of a run at ``image_size``, as cached by chapter 01.
 
-    ``rows["leaks"]`` marks the test images with a duplicate in the training split.
+    ``rows["leaks"]`` marks the test images with a duplicate in the training split;
+    ``rows["nearest_train_bits"]`` is the pHash distance to the closest training image.
     """
     usable, images, class_names = run_images(run_dir, image_size)
     is_test = (usable["split"] == "test").to_numpy()
     index = {name: i for i, name in enumerate(class_names)}
     # Whether each test image has an exact or near duplicate in training (chapter 01's groups).
     rows = usable.assign(leaks=leaking_test_rows(usable))[is_test].reset_index(drop=True)
+    # How far each test image is from its closest training image (pHash bits): a looser notion of a copy.
+    rows["nearest_train_bits"] = nearest_distances(
+        rows["phash"], usable.loc[~is_test & (usable["split"] == "train"), "phash"]
+    )
     return TestSet(images[is_test], rows["label"].map(index).to_numpy(), rows, class_names)
+
+
+#: The test images chapter 04 reports first: those with no exact or near duplicate in training.
+LEAK_FREE = "test images with no duplicate in training"
+#: Every test image, reported beside.
+ALL_IMAGES = "all test images"
+
+
+def test_subsets(test: TestSet) -> dict[str, np.ndarray]:
+    """Boolean masks over the test images: the leak-free subset first, then all of them.
+
+    Raises
+    ------
+    ValueError
+        When every test image has a duplicate in training: there is nothing
+        leak-free to report (re-split the download, or report it as such).
+    """
+    clean = ~test.rows["leaks"].to_numpy(bool)
+    if not clean.any():
+        raise ValueError(
+            f"all {len(clean)} test images have a duplicate in training: no leak-free evaluation is possible"
+        )
+    return {LEAK_FREE: clean, ALL_IMAGES: np.ones(len(clean), bool)}
+
+
+def bootstrap_groups(rows: pd.DataFrame) -> np.ndarray:
+    """A group label per test image for the cluster bootstrap: its duplicate group, or itself alone.
+
+    Chapter 01's duplicate groups (exact and near copies) are the correlated
+    units of a download; an image without copies is a group of one.
+    """
+    dup = rows["dup_group"].to_numpy()
+    return np.where(dup >= 0, dup, -1 - np.arange(len(rows)))
+
+
+def headline_metrics(
+    y_true: np.ndarray,
+    probabilities: dict[str, np.ndarray],
+    subsets: dict[str, np.ndarray],
+    *,
+    groups: np.ndarray | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, dict[str, Estimate]]]:
+    """Every headline metric of every variant on every subset, with (cluster) bootstrap intervals.
+
+    Parameters
+    ----------
+    y_true : array of shape (n,)
+    probabilities : dict
+        Variant -> class probabilities of shape (n, n_classes).
+    subsets : dict
+        Name -> boolean mask over the images (see :func:`test_subsets`).
+    groups : array of shape (n,), optional
+        Resample whole groups (see :func:`bootstrap_groups`).
+
+    Returns
+    -------
+    dict
+        ``result[subset][variant][metric]`` is an :class:`~tumornb.metrics.Estimate`.
+    """
+    aucs = {"ROC-AUC (one-vs-rest)": metrics.roc_auc_ovr, "PR-AUC (one-vs-rest, macro)": metrics.pr_auc_ovr}
+    result: dict[str, dict[str, dict[str, Estimate]]] = {}
+    for subset, mask in subsets.items():
+        y, g = y_true[mask], None if groups is None else groups[mask]
+        result[subset] = {}
+        for variant, p in probabilities.items():
+            summary = metrics.classification_summary(y, p[mask].argmax(1), n_boot=n_boot, seed=seed, groups=g)
+            for name, auc in aucs.items():
+                summary[name] = metrics.bootstrap_ci(auc, y, p[mask], n_boot=n_boot, seed=seed, groups=g)
+            result[subset][variant] = summary
+    return result
+
+
+def headline_frame(headline: dict[str, dict[str, dict[str, Estimate]]]) -> pd.DataFrame:
+    """:func:`headline_metrics` as a table: one row per metric, a column per (subset, variant)."""
+    return pd.DataFrame(
+        {
+            (subset, variant): {metric: str(e) for metric, e in summary.items()}
+            for subset, by_variant in headline.items()
+            for variant, summary in by_variant.items()
+        }
+    )
+
+
+def headline_by_threshold(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    nearest_train_bits: np.ndarray,
+    *,
+    thresholds: tuple[int, ...] = (0, 2, 4, 6, 8),
+    groups: np.ndarray | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Accuracy and macro-F1 on the test images farther than ``t`` pHash bits from every training image.
+
+    The leak-free subset depends on where "a copy" ends: at 2 bits (chapter 01's
+    near duplicates) re-saved scans are caught, while neighbouring slices of one
+    patient sit at about 4 bits. Tightening the threshold shows how much of the
+    headline rests on test scans that resemble training scans.
+
+    Returns
+    -------
+    DataFrame
+        One row for all test images, then one per threshold: ``test images kept``,
+        ``accuracy`` and ``macro-F1`` as ``value [low, high]`` text.
+    """
+    distance = np.asarray(nearest_train_bits)
+    masks = {"all test images": np.ones(len(distance), bool)}
+    masks |= {f"none within {t} bits of a training image": distance > t for t in thresholds}
+    rows = {}
+    for name, mask in masks.items():
+        row = {"test images kept": int(mask.sum())}
+        if mask.any():
+            g = None if groups is None else groups[mask]
+            for label, metric in (("accuracy", metrics.accuracy), ("macro-F1", metrics.macro_f1)):
+                found = metrics.bootstrap_ci(
+                    metric, y_true[mask], y_pred[mask], n_boot=n_boot, seed=seed, groups=g
+                )
+                row[label] = str(found)
+        rows[name] = row
+    return pd.DataFrame(rows).T
 
 
 def leaking_test_rows(manifest: pd.DataFrame) -> np.ndarray:
@@ -131,6 +270,35 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
 
     result = optimize.minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(result.x))
+
+
+def calibration_summary(
+    val_probabilities: np.ndarray,
+    val_labels: np.ndarray,
+    test_probabilities: np.ndarray,
+    test_labels: np.ndarray,
+    subsets: dict[str, np.ndarray],
+) -> dict[str, float]:
+    """A temperature fitted on validation predictions, and its effect on each subset of the test images.
+
+    Returns
+    -------
+    dict
+        ``accuracy (validation)``, ``temperature (fitted on validation)``, and per
+        subset ``accuracy (S)``, ``ECE before (S)`` and ``ECE after (S)``.
+    """
+    temperature = fit_temperature(val_probabilities, val_labels)
+    scaled = apply_temperature(test_probabilities, temperature)
+    summary = {
+        "accuracy (validation)": float(np.mean(val_probabilities.argmax(1) == np.asarray(val_labels))),
+        "temperature (fitted on validation)": temperature,
+    }
+    for subset, mask in subsets.items():
+        y = np.asarray(test_labels)[mask]
+        summary[f"accuracy ({subset})"] = float(np.mean(test_probabilities[mask].argmax(1) == y))
+        summary[f"ECE before ({subset})"] = expected_calibration_error(test_probabilities[mask], y)
+        summary[f"ECE after ({subset})"] = expected_calibration_error(scaled[mask], y)
+    return summary
 
 
 def reliability_table(probabilities: np.ndarray, labels: np.ndarray, *, n_bins: int = 10) -> pd.DataFrame:

@@ -1,7 +1,10 @@
 """Classification metrics with their uncertainty, and paired comparisons of two classifiers.
 
 Every headline number is reported with a bootstrap 95% confidence interval over
-test images (:func:`bootstrap_ci`). Two classifiers scored on the *same* test
+test images (:func:`bootstrap_ci`); when images come in correlated groups
+(near-duplicates, slices of one patient), pass ``groups`` and whole groups are
+resampled instead (the cluster bootstrap), which widens the interval as much as
+the correlation warrants. Two classifiers scored on the *same* test
 images are compared pairwise (:func:`paired_bootstrap`, :func:`mcnemar`), and a
 family of comparisons is corrected with Holm's method (:func:`holm`).
 :func:`verdict` turns a comparison into the sentence a chapter prints, so the
@@ -21,9 +24,12 @@ from sklearn import metrics as skm
 __all__ = [
     "Comparison",
     "Estimate",
+    "accuracy",
     "bootstrap_ci",
+    "bootstrap_draws",
     "classification_summary",
     "comparison_table",
+    "describe",
     "format_p",
     "holm",
     "macro_f1",
@@ -33,10 +39,16 @@ __all__ = [
     "pr_auc_ovr",
     "roc_auc_ovr",
     "specificity",
+    "subset_comparison_table",
     "verdict",
 ]
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Share of right predictions, as scikit-learn's ``accuracy_score`` (without its input checks)."""
+    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -135,7 +147,39 @@ class Estimate:
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
 
 
-def _resampled(metric: Metric, draws: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray) -> list[float]:
+def bootstrap_draws(
+    n: int, n_boot: int, rng: np.random.Generator, groups: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Index arrays of ``n_boot`` bootstrap resamples of ``n`` items.
+
+    Without ``groups``, each resample draws ``n`` items with replacement. With
+    ``groups`` (one label per item), it draws as many groups as there are, with
+    replacement, and takes every item of each drawn group: items that belong
+    together are kept together, so their correlation shows in the spread.
+
+    Examples
+    --------
+    >>> draws = bootstrap_draws(4, 2, np.random.default_rng(0), groups=np.array([0, 0, 1, 1]))
+    >>> [sorted(d.tolist()) in ([0, 0, 1, 1], [0, 1, 2, 3], [2, 2, 3, 3]) for d in draws]
+    [True, True]
+    """
+    if groups is None:
+        return list(rng.integers(0, n, size=(n_boot, n)))
+    groups = np.asarray(groups)
+    if len(groups) != n:
+        raise ValueError(f"need one group per item: {len(groups)} groups for {n} items")
+    _, inverse = np.unique(groups, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    members = np.split(order, np.flatnonzero(np.diff(inverse[order])) + 1)
+    return [
+        np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+        for _ in range(n_boot)
+    ]
+
+
+def _resampled(
+    metric: Metric, draws: Sequence[np.ndarray], y_true: np.ndarray, y_pred: np.ndarray
+) -> list[float]:
     # A resample may miss a class; metrics then warn and may give NaN, which the
     # percentiles skip. The warnings say nothing about the data, so they are muted.
     with warnings.catch_warnings():
@@ -151,6 +195,7 @@ def bootstrap_ci(
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> Estimate:
     """``metric(y_true, y_pred)`` with a percentile bootstrap interval over test images.
 
@@ -163,6 +208,9 @@ def bootstrap_ci(
         Resamples of the test images, drawn with replacement.
     level : float, default=0.95
     seed : int, default=0
+    groups : array-like of shape (n,), optional
+        A group label per image (e.g. the manifest's ``dup_group``): whole groups
+        are resampled (see :func:`bootstrap_draws`).
 
     Returns
     -------
@@ -172,8 +220,7 @@ def bootstrap_ci(
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if len(y_true) != len(y_pred) or len(y_true) == 0:
         raise ValueError(f"need equally many true and predicted labels, got {len(y_true)} and {len(y_pred)}")
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(y_true), size=(n_boot, len(y_true)))
+    draws = bootstrap_draws(len(y_true), n_boot, np.random.default_rng(seed), groups)
     values = np.array(_resampled(metric, draws, y_true, y_pred))
     tail = (1 - level) / 2 * 100
     low, high = np.nanpercentile(values, [tail, 100 - tail])
@@ -181,9 +228,17 @@ def bootstrap_ci(
 
 
 def classification_summary(
-    y_true: np.ndarray, y_pred: np.ndarray, *, n_boot: int = 1000, seed: int = 0
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> dict[str, Estimate]:
-    """Accuracy, balanced accuracy, macro-F1 and Cohen's kappa, each with its bootstrap interval."""
+    """Accuracy, balanced accuracy, macro-F1 and Cohen's kappa, each with its bootstrap interval.
+
+    ``groups``, when given, makes every interval a cluster bootstrap (:func:`bootstrap_draws`).
+    """
     headline: dict[str, Metric] = {
         "accuracy": skm.accuracy_score,
         "balanced accuracy": skm.balanced_accuracy_score,
@@ -191,7 +246,7 @@ def classification_summary(
         "Cohen's kappa": skm.cohen_kappa_score,
     }
     return {
-        name: bootstrap_ci(metric, y_true, y_pred, n_boot=n_boot, seed=seed)
+        name: bootstrap_ci(metric, y_true, y_pred, n_boot=n_boot, seed=seed, groups=groups)
         for name, metric in headline.items()
     }
 
@@ -217,6 +272,7 @@ def paired_bootstrap(
     name: str = "metric",
     n_boot: int = 2000,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> Comparison:
     """Difference ``metric(B) - metric(A)`` with a paired bootstrap interval and two-sided p-value.
 
@@ -224,10 +280,10 @@ def paired_bootstrap(
     cancels out of the difference. The p-value is twice the smaller share of
     resampled differences on either side of zero, counted as ``(1 + k) / (B + 1)``
     so that ``B`` resamples never claim a p-value below ``2 / (B + 1)``.
+    ``groups`` resamples whole groups of images (:func:`bootstrap_draws`).
     """
     y_true, pred_a, pred_b = map(np.asarray, (y_true, pred_a, pred_b))
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(y_true), size=(n_boot, len(y_true)))
+    draws = bootstrap_draws(len(y_true), n_boot, np.random.default_rng(seed), groups)
     deltas = np.array(_resampled(metric, draws, y_true, pred_b)) - np.array(
         _resampled(metric, draws, y_true, pred_a)
     )
@@ -272,7 +328,7 @@ def holm(p_values: list[float] | np.ndarray) -> np.ndarray:
     return adjusted
 
 
-def comparison_table(comparisons: Sequence[tuple[str, Comparison]]):
+def comparison_table(comparisons: Sequence[tuple[str, Comparison]], *, p_label: str = "p (bootstrap)"):
     """A family of comparisons as a table, in points, with Holm-adjusted p-values.
 
     Parameters
@@ -280,13 +336,15 @@ def comparison_table(comparisons: Sequence[tuple[str, Comparison]]):
     comparisons : sequence of (label, Comparison)
         ``label`` names what is compared, e.g. ``"real+synthetic vs real"``.
         Every comparison counts towards Holm's correction.
+    p_label : str, default="p (bootstrap)"
+        The name of the column of raw p-values: how they were computed.
 
     Returns
     -------
     DataFrame
         Columns ``comparison``, ``metric``, ``difference``, ``low``, ``high``
         (100 times the metric's difference and interval, i.e. points for a rate),
-        ``p (bootstrap)`` and ``p (Holm)``.
+        ``p_label`` and ``p (Holm)``. The interval is not adjusted.
     """
     import pandas as pd
 
@@ -298,10 +356,31 @@ def comparison_table(comparisons: Sequence[tuple[str, Comparison]]):
             "difference": [100 * c.difference.value for _, c in comparisons],
             "low": [100 * c.difference.low for _, c in comparisons],
             "high": [100 * c.difference.high for _, c in comparisons],
-            "p (bootstrap)": raw,
+            p_label: raw,
             "p (Holm)": holm(raw) if raw else [],
         }
     )
+
+
+def subset_comparison_table(
+    found: dict[str, Sequence[tuple[str, Comparison]]], *, p_label: str = "p (bootstrap)"
+):
+    """:func:`comparison_table` for each subset of test images, stacked, with a ``test images`` column first.
+
+    Holm's correction runs over the comparisons of one subset: each subset asks
+    the same questions of other images, so it is its own family.
+    """
+    import pandas as pd
+
+    tables = [
+        comparison_table(comparisons, p_label=p_label).assign(**{"test images": subset})
+        for subset, comparisons in found.items()
+        if comparisons
+    ]
+    if not tables:
+        return pd.DataFrame()
+    table = pd.concat(tables, ignore_index=True)
+    return table[["test images", *table.columns.drop("test images")]]
 
 
 def format_p(p: float) -> str:
@@ -309,10 +388,20 @@ def format_p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
+def _points(comparison: Comparison, *, adjusted: bool) -> str:
+    d = comparison.difference
+    # Holm adjusts p-values, not intervals: an interval next to an adjusted p-value says so.
+    unadjusted = ", unadjusted" if adjusted else ""
+    return f"{100 * d.value:+.1f} points [95% CI {100 * d.low:+.1f} to {100 * d.high:+.1f}{unadjusted}]"
+
+
 def verdict(
     comparison: Comparison, *, what: str, alpha: float = 0.05, p_adjusted: float | None = None
 ) -> str:
     """One sentence that states what a comparison shows, worded from its numbers only.
+
+    Use it where the comparison can answer the question (repeated trainings);
+    :func:`describe` words a single training run per variant.
 
     Parameters
     ----------
@@ -324,11 +413,33 @@ def verdict(
         The p-value after multiple-comparison correction; the raw one when not given.
     """
     p = comparison.p_value if p_adjusted is None else p_adjusted
-    # The interval is not widened by the correction, so say which p-value is meant.
-    p_text = format_p(p) if p_adjusted is None else f"adjusted {format_p(p)}"
-    d = comparison.difference
-    points = f"{100 * d.value:+.1f} points [95% CI {100 * d.low:+.1f} to {100 * d.high:+.1f}]"
+    p_text = format_p(p) if p_adjusted is None else f"Holm-adjusted {format_p(p)}"
+    points = _points(comparison, adjusted=p_adjusted is not None)
     if p >= alpha:
         return f"No significant difference: {what} changes {comparison.metric} by {points} ({p_text})."
-    direction = "improves" if d.value > 0 else "worsens"
+    direction = "improves" if comparison.difference.value > 0 else "worsens"
     return f"{what[0].upper()}{what[1:]} {direction} {comparison.metric} by {points} ({p_text})."
+
+
+def describe(comparison: Comparison, *, model: str, reference: str, p_adjusted: float | None = None) -> str:
+    """One sentence that describes a single-run comparison without drawing a conclusion from it.
+
+    One training run per model cannot separate what was changed from the
+    randomness of training, so the sentence states what was measured on these
+    test images and says so.
+
+    Examples
+    --------
+    >>> c = Comparison("accuracy", Estimate(0.02, -0.01, 0.05), 0.2)
+    >>> describe(c, model="the model trained with synthetic images", reference="the real-only model")
+    'On these test images, the model trained with synthetic images scored +2.0 points [95% CI -1.0 to +5.0] \
+of accuracy against the real-only model (p = 0.200); one training run each cannot tell this from \
+training noise.'
+    """
+    p = comparison.p_value if p_adjusted is None else p_adjusted
+    p_text = format_p(p) if p_adjusted is None else f"Holm-adjusted {format_p(p)}"
+    points = _points(comparison, adjusted=p_adjusted is not None)
+    return (
+        f"On these test images, {model} scored {points} of {comparison.metric} against {reference} "
+        f"({p_text}); one training run each cannot tell this from training noise."
+    )

@@ -12,6 +12,7 @@ through notebook globals. Its layout::
       synthetic/            02_dgan: generated PNGs (Kaggle layout) and their manifest.csv
       fidelity/             02_dgan: the judge, the classification-accuracy-score classifiers, fidelity.json
       models/VARIANT/       03_cnn: model.keras, history.csv, train.json per trained variant
+      validation.csv        03_cnn: the validation images (path, label) every variant was selected on
       metrics.json          04_eval: every headline number with its interval, the comparison
       predictions.csv       04_eval: per test image and variant, true, predicted, probabilities
       explanations.json     05_visualize_predictions: pointing-game scores and chance levels
@@ -88,6 +89,11 @@ class RunDir:
     def model_dir(self, variant: str) -> Path:
         """Folder of one trained classifier, e.g. ``models/real``."""
         return self.models_dir / variant
+
+    @property
+    def validation_split(self) -> Path:
+        """The validation images chapter 03 chose its epochs on (chapter 04 fits the temperature on them)."""
+        return self.root / "validation.csv"
 
     @property
     def metrics(self) -> Path:

@@ -52,7 +52,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "compare_per_class": True,
         "judge_epochs": 40,
         "n_boot": 1000,
-        "ablation_seeds": [0, 1, 2],
+        "ablation_seeds": [0, 1, 2, 3, 4],
         "ablate_in_run": False,
     },
     "full": {

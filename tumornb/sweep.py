@@ -181,7 +181,8 @@ def sweep_summary(sweep_dir: str | os.PathLike[str]) -> pd.DataFrame:
     DataFrame
         Columns: the grid's parameters, ``worker``, ``seconds``, then
         ``<variant> accuracy`` and ``<variant> macro-F1`` as ``value [low, high]``
-        text (empty when the point did not run chapter 04).
+        text, on the test images with no duplicate in training (empty when the
+        point did not run chapter 04).
     """
     sweep_dir = Path(sweep_dir)
     rows = []
@@ -194,7 +195,9 @@ def sweep_summary(sweep_dir: str | os.PathLike[str]) -> pd.DataFrame:
         }
         metrics_path = info_path.parent / "metrics.json"
         if metrics_path.exists():
-            headline = json.loads(metrics_path.read_text()).get("headline", {})
+            saved = json.loads(metrics_path.read_text())
+            first = saved.get("first_subset")  # the leak-free test images (chapter 04 reports them first)
+            headline = saved.get("headline", {}).get(first, {})
             for variant, summary in headline.items():
                 for metric in ("accuracy", "macro-F1"):
                     if metric in summary:

@@ -54,6 +54,8 @@ __all__ = [
     "run_images",
     "select_synthetic",
     "train_classifier",
+    "validation_set",
+    "write_validation_split",
 ]
 
 
@@ -125,7 +127,9 @@ def real_training_set(
     usable, images, class_names = run_images(run_dir, image_size)
     is_train = (usable["split"] == "train").to_numpy()
     train = usable[is_train]
-    held_out = grouped_holdout(train["label"], train["dup_group"], fraction=val_fraction, seed=seed)
+    # After a grouped re-split, validation keeps the same patient-proxy groups together as the test split.
+    groups = train["split_group"] if "split_group" in train else train["dup_group"]
+    held_out = grouped_holdout(train["label"], groups, fraction=val_fraction, seed=seed)
     index = {name: i for i, name in enumerate(class_names)}
     labels = usable["label"].map(index).to_numpy()
     rows = np.flatnonzero(is_train)
@@ -139,6 +143,46 @@ def real_training_set(
         train_rows=usable.iloc[fit_rows].reset_index(drop=True),
         val_rows=usable.iloc[val_rows].reset_index(drop=True),
     )
+
+
+def write_validation_split(run_dir: str | Path, data: TrainingSet) -> Path:
+    """Record which images ``data`` holds out for validation: ``RUN_DIR/validation.csv`` (path, label).
+
+    Chapter 03 writes it; chapter 04 reads it back with :func:`validation_set`
+    instead of re-deriving the split from parameters that might have changed.
+    """
+    path = RunDir(run_dir).validation_split
+    with atomic_path(path) as tmp:
+        data.val_rows[["path", "label"]].to_csv(tmp, index=False)
+    return path
+
+
+def validation_set(run_dir: str | Path, image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The validation images chapter 03 recorded (:func:`write_validation_split`) and their labels.
+
+    Raises
+    ------
+    FileNotFoundError
+        When chapter 03 has not written ``validation.csv``, or an image in it is
+        no longer in the manifest.
+    """
+    run = RunDir(run_dir)
+    if not run.validation_split.exists():
+        raise FileNotFoundError(
+            f"{run.validation_split} is missing: run chapter 03 first, it writes the split"
+        )
+    wanted = pd.read_csv(run.validation_split)["path"]
+    usable, images, class_names = run_images(run.root, image_size)
+    position = pd.Series(np.arange(len(usable)), index=usable["path"])
+    missing = wanted[~wanted.isin(position.index)]
+    if len(missing):
+        raise FileNotFoundError(
+            f"{len(missing)} validation images of {run.validation_split} are not in the manifest "
+            f"(e.g. {missing.iloc[0]}): run chapter 03 again after chapter 01"
+        )
+    rows = position[wanted].to_numpy()
+    index = {name: i for i, name in enumerate(class_names)}
+    return images[rows], usable["label"].iloc[rows].map(index).to_numpy()
 
 
 def select_synthetic(
