@@ -196,3 +196,61 @@ def test_read_image_rejects_empty_bytes():
     """Check the reason given for an empty file."""
     with pytest.raises(UnreadableImage, match="empty file"):
         read_image(b"")
+
+
+def _patient_manifest(n_patients=120, seed=0):
+    """Scans of patients: each patient's slices differ from its first slice in 1-2 pHash bits."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for patient in range(n_patients):
+        base = int(rng.integers(0, 2**63))
+        label = ["glioma", "meningioma", "notumor", "pituitary"][patient % 4]
+        for k in range(int(rng.integers(1, 6))):
+            code = base ^ (1 << int(rng.integers(0, 64))) if k else base
+            rows.append(
+                {
+                    "path": f"p{patient}_{k}.jpg",
+                    "split": "test"
+                    if rng.random() < 0.2
+                    else "train",  # the download's split ignores patients
+                    "label": label,
+                    "error": "",
+                    "sha256": f"{patient}-{k}",
+                    "phash": f"{code:016x}",
+                    "patient": patient,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_grouped_resplit_keeps_each_patient_on_one_side_and_stays_stratified():
+    """Check the re-split on hand-made patients: no patient on both sides, class shares kept."""
+    from tumornb.data import grouped_resplit
+
+    manifest = _patient_manifest()
+    assert (manifest.groupby("patient")["split"].nunique() > 1).any()  # the download's split leaks
+    out = grouped_resplit(manifest, bits=2, seed=0)
+    assert (out.groupby("patient")["split"].nunique() == 1).all()
+    assert (out["original_split"] == manifest["split"]).all()
+    grouped = out[out["split_group"] >= 0]
+    assert grouped.groupby("split_group")["patient"].nunique().max() == 1  # one patient per proxy group
+    test_share = (out["split"] == "test").groupby(out["label"]).mean()
+    assert test_share.between(0.1, 0.32).all(), test_share
+    again = grouped_resplit(manifest, bits=2, seed=0)
+    assert (again["split"] == out["split"]).all()
+
+
+def test_validation_split_keeps_patient_proxy_groups_together_after_a_resplit(phantom_dir, tmp_path):
+    """Check that a grouped re-split leaves no duplicate across splits and validation respects groups."""
+    from tumornb.audit import audit_dataset
+    from tumornb.training import real_training_set
+
+    summary = audit_dataset(phantom_dir, tmp_path / "run", image_size=32, resplit="grouped", resplit_bits=4)
+    assert summary["n_test_leaked"] == 0 and summary["resplit"]["groups_on_both_sides"] == 0
+    assert summary["split_source"] == "grouped re-split at 4 pHash bits"
+    ts = real_training_set(tmp_path / "run", 32, val_fraction=0.25, seed=0)
+    fit_groups = set(ts.train_rows.loc[ts.train_rows["split_group"] >= 0, "split_group"])
+    val_groups = set(ts.val_rows.loc[ts.val_rows["split_group"] >= 0, "split_group"])
+    assert not fit_groups & val_groups
+    with pytest.raises(ValueError, match="resplit must be None or 'grouped'"):
+        audit_dataset(phantom_dir, tmp_path / "other", image_size=32, resplit="random")

@@ -132,3 +132,11 @@ def test_cli_audit_of_a_messy_folder(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "files: 21, usable: 20, unreadable: 1" in out
     assert "broken.jpg: not an image file" in out or "broken.jpg: truncated JPEG" in out
+
+
+def test_cli_resplit_bits_without_resplit_is_refused(tmp_path, capsys):
+    """Check that a patient-proxy threshold without a re-split is an error, not silently ignored."""
+    from tumornb.cli import main
+
+    assert main(["run", "--run-dir", str(tmp_path), "--resplit-bits", "4"]) == 1
+    assert "--resplit-bits needs --resplit grouped" in capsys.readouterr().err

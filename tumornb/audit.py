@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tumornb.data import build_manifest, save_images, write_manifest
+from tumornb.data import PATIENT_PROXY_BITS, build_manifest, grouped_resplit, save_images, write_manifest
 from tumornb.dedup import NEAR_DUPLICATE_BITS, leakage
 from tumornb.paths import RunDir, atomic_path
 from tumornb.phantom import write_phantom_dataset
@@ -126,12 +126,17 @@ def audit_dataset(
     seed: int = 0,
     test_fraction: float = 0.2,
     near_duplicate_bits: int = NEAR_DUPLICATE_BITS,
+    resplit: str | None = None,
+    resplit_bits: int = PATIENT_PROXY_BITS,
     progress: Callable | None = None,
 ) -> dict[str, Any]:
     """Audit a dataset and write the run directory's chapter-01 artifacts.
 
     Writes ``manifest.csv``, ``eda_summary.json`` and the decoded images at
     ``image_size`` in ``cache/``, each atomically.
+
+    ``resplit="grouped"`` replaces the download's split by a grouped re-split
+    (:func:`tumornb.data.grouped_resplit` at ``resplit_bits``), drawn with ``seed``.
 
     Returns
     -------
@@ -149,6 +154,11 @@ def audit_dataset(
         progress=progress,
     )
     split_source = "folders" if not manifest.attrs.get("split_made") else "made"
+    if resplit not in (None, "grouped"):
+        raise ValueError(f"resplit must be None or 'grouped', got {resplit!r}")
+    if resplit == "grouped":
+        manifest = grouped_resplit(manifest, bits=resplit_bits, seed=seed)
+        split_source = f"grouped re-split at {resplit_bits} pHash bits"
     save_images(images, manifest, image_size, run.cache_dir)
     write_manifest(manifest, run.manifest)
     summary = summarise(
@@ -159,9 +169,27 @@ def audit_dataset(
         seed=seed,
         near_duplicate_bits=near_duplicate_bits,
     )
+    if resplit == "grouped":
+        summary["resplit"] = resplit_summary(manifest, resplit_bits)
     with atomic_path(run.eda_summary) as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def resplit_summary(manifest: pd.DataFrame, bits: int) -> dict[str, Any]:
+    """What a grouped re-split did: its groups, and how many images changed side."""
+    usable = manifest[manifest["error"] == ""]
+    sizes = usable.loc[usable["split_group"] >= 0, "split_group"].value_counts()
+    moved = pd.crosstab(usable["original_split"], usable["split"])
+    groups_both = usable[usable["split_group"] >= 0].groupby("split_group")["split"].nunique()
+    return {
+        "bits": bits,
+        "n_groups": int(len(sizes)),
+        "n_in_groups": int(sizes.sum()),
+        "largest_group": int(sizes.max()) if len(sizes) else 1,
+        "groups_on_both_sides": int((groups_both > 1).sum()),
+        "moved": {f"{a} -> {b}": int(moved.loc[a, b]) for a in moved.index for b in moved.columns},
+    }
 
 
 def format_audit(summary: dict[str, Any]) -> str:

@@ -65,6 +65,18 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a notebook parameter (repeatable)",
     )
+    run.add_argument(
+        "--resplit",
+        choices=["grouped"],
+        help="pool the download's train/test splits and re-split them, keeping scans within "
+        "--resplit-bits pHash bits of each other (a patient proxy) on one side",
+    )
+    run.add_argument(
+        "--resplit-bits",
+        type=int,
+        metavar="BITS",
+        help="the patient-proxy threshold for --resplit grouped (default: chapter 01's, 4)",
+    )
     run.add_argument("--no-progress", action="store_true", help="hide the per-cell progress bar")
     run.add_argument(
         "--ablate",
@@ -164,6 +176,12 @@ def _run(args: argparse.Namespace) -> None:
     from tumornb.runner import run_chapters
 
     overrides = dict(parse_override(item) for item in args.param)
+    if args.resplit:
+        overrides["resplit"] = args.resplit
+    if args.resplit_bits is not None:
+        if not args.resplit:
+            raise ValueError("--resplit-bits needs --resplit grouped")
+        overrides["resplit_bits"] = args.resplit_bits
     only = args.only.split(",") if args.only else None
     run_chapters(
         args.run_dir,

@@ -38,9 +38,11 @@ __all__ = [
     "MIN_SIDE",
     "DatasetError",
     "UnreadableImage",
+    "PATIENT_PROXY_BITS",
     "assign_split",
     "build_manifest",
     "grouped_holdout",
+    "grouped_resplit",
     "load_image_file",
     "load_images",
     "preprocess",
@@ -355,6 +357,60 @@ def assign_split(manifest: pd.DataFrame, *, test_fraction: float = 0.2, seed: in
     return pd.Series(np.where(held_out, "test", "train"), index=manifest.index)
 
 
+#: pHash bits within which two scans are taken for the same patient by :func:`grouped_resplit`.
+#: Neighbouring slices of one patient sit at about 4 bits (:mod:`tumornb.dedup`); on the Sartaj
+#: download, groups at 4 bits hold at most 10 images, while at 8 bits they chain into one of 848.
+PATIENT_PROXY_BITS = 4
+
+
+def grouped_resplit(
+    manifest: pd.DataFrame,
+    *,
+    bits: int = PATIENT_PROXY_BITS,
+    test_fraction: float | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Pool a download's splits and draw a new one that keeps every patient-proxy group on one side.
+
+    Kaggle downloads do not say which scans come from one patient, and their own
+    splits put copies and neighbouring slices of one scan on both sides. Here
+    images whose perceptual hashes differ in at most ``bits`` bits are joined
+    into groups (connected components, as :func:`tumornb.dedup.duplicate_groups`),
+    and a stratified group split (:func:`grouped_holdout`) assigns whole groups.
+
+    Parameters
+    ----------
+    manifest : DataFrame
+        Chapter 01's manifest (``split``, ``label``, ``error``, ``sha256``, ``phash``).
+    bits : int, default=PATIENT_PROXY_BITS
+    test_fraction : float, optional
+        The test share; default: the download's own.
+    seed : int, default=0
+
+    Returns
+    -------
+    DataFrame
+        A copy with the new ``split``, the download's as ``original_split``, and
+        ``split_group`` (the patient-proxy group, ``-1`` for an image alone),
+        which every later split of the training images (validation) also keeps
+        together. Unreadable rows keep their split.
+    """
+    usable = (manifest["error"] == "").to_numpy()
+    if test_fraction is None:
+        test_fraction = float((manifest.loc[usable, "split"] == "test").mean())
+    groups, _ = duplicate_groups(
+        manifest["sha256"].where(usable, ""), manifest["phash"].where(usable, ""), max_bits=bits
+    )
+    held_out = grouped_holdout(
+        manifest.loc[usable, "label"], groups[usable], fraction=test_fraction, seed=seed
+    )
+    out = manifest.copy()
+    out["original_split"] = manifest["split"]
+    out["split_group"] = groups
+    out.loc[usable, "split"] = np.where(held_out, "test", "train")
+    return out
+
+
 def build_manifest(
     data_dir: str | os.PathLike[str],
     *,
@@ -454,6 +510,7 @@ def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
         "sha256",
         "phash",
         "dup_kind",
+        "original_split",  # present after a grouped re-split
     ]
     manifest = pd.read_csv(path, dtype={c: str for c in text_columns}, keep_default_na=False)
     return manifest
