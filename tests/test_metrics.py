@@ -212,3 +212,17 @@ def test_group_bootstrap_is_wider_on_clustered_data_only():
     paired_image = paired_bootstrap(accuracy_score, y, a, b, n_boot=1000).difference
     paired_group = paired_bootstrap(accuracy_score, y, a, b, n_boot=1000, groups=groups).difference
     assert paired_group.high - paired_group.low > 2 * (paired_image.high - paired_image.low)
+
+
+def test_single_run_comparison_is_described_never_judged():
+    """Check the single-run wording: the measured difference, and no verdict words even when p is tiny."""
+    from tumornb.metrics import describe
+
+    gain = Comparison("accuracy", Estimate(0.08, 0.04, 0.12), 0.0005)
+    text = describe(gain, model="the model trained with synthetic images", reference="the real-only model")
+    assert text.startswith("On these test images, the model trained with synthetic images scored +8.0 points")
+    assert "(p < 0.001)" in text and text.endswith("cannot tell this from training noise.")
+    for claim in ("improves", "worsens", "significant", "helps"):
+        assert claim not in text
+    adjusted = describe(gain, model="B", reference="A", p_adjusted=0.002)
+    assert "[95% CI +4.0 to +12.0, unadjusted]" in adjusted and "Holm-adjusted p = 0.002" in adjusted

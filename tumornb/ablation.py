@@ -7,6 +7,11 @@ Variants (:data:`VARIANTS`):
 ``real+synthetic``
     The same plus chapter 02's synthetic images, ``synthetic_fraction`` times as
     many per class (the D-GAN method's "+30%").
+``real+filtered-synthetic``
+    The same, drawn only from the synthetic images chapter 02's judge assigns
+    to their own class with probability at least
+    :data:`tumornb.fidelity.FILTER_CONFIDENCE`; a class with too few such
+    images gets all it has (``n_synthetic`` in ``train.json`` counts them).
 ``10real+90synthetic``
     The original method's published extreme: 10% of the real training images
     of each class, topped up with synthetic ones until they make 90% of the set.
@@ -41,6 +46,7 @@ import pandas as pd
 
 from tumornb.cluster import Task, TaskReport, config_hash, dask_client, run_tasks
 from tumornb.execute import ExecutionFailed, declared_parameters, execute_notebook
+from tumornb.fidelity import FILTER_CONFIDENCE
 from tumornb.metrics import Comparison, Estimate, Metric, verdict
 from tumornb.paths import RunDir
 
@@ -63,7 +69,7 @@ __all__ = [
     "variant_training_set",
 ]
 
-VARIANTS = ("real", "real+synthetic", "10real+90synthetic")
+VARIANTS = ("real", "real+synthetic", "real+filtered-synthetic", "10real+90synthetic")
 
 #: Share of each class's real training images kept in ``10real+90synthetic``.
 REAL_SHARE_OF_EXTREME = 0.10
@@ -147,7 +153,10 @@ def variant_training_set(
             real.val_rows,
         )
         synthetic_fraction = 9.0  # nine synthetic images per real one kept: 90% of the set
-    mixed = add_synthetic(real, run_dir, fraction=synthetic_fraction, seed=seed)
+    min_confidence = FILTER_CONFIDENCE if variant == "real+filtered-synthetic" else None
+    mixed = add_synthetic(
+        real, run_dir, fraction=synthetic_fraction, seed=seed, min_confidence=min_confidence
+    )
     if mixed is None:
         raise ValueError(f"variant {variant} needs chapter 02's synthetic images; run chapter 02 first")
     return mixed
@@ -432,6 +441,7 @@ P_SEEDS = "p (t over seeds)"
 #: What each variant changes, as the verdict words it.
 CHANGE = {
     "real+synthetic": "adding the synthetic images",
+    "real+filtered-synthetic": "adding only the synthetic images the judge assigns to their class",
     "10real+90synthetic": "training on 10% real + 90% synthetic images",
 }
 

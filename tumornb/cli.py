@@ -89,7 +89,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ablate = commands.add_parser(
         "ablate",
         help="train chapter 04's ablation: each variant once per seed, one notebook execution each",
-        description="Train the classifier on each variant (real, real+synthetic, 10real+90synthetic) "
+        description="Train the classifier on each variant (real, real+synthetic, real+filtered-synthetic, "
+        "10real+90synthetic) "
         "once per seed, skipping those already trained; then re-run chapter 04 to see the result.",
     )
     ablate.add_argument(

@@ -246,7 +246,7 @@ def dask_client(scheduler: str | None = None, *, workers: int = 1) -> Iterator[A
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
-            silence_logs=logging.ERROR,
+            silence_logs=logging.CRITICAL,  # a task's error is reported once, by run_tasks
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -29,12 +29,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tumornb.paths import atomic_path
+
 __all__ = [
+    "FILTER_CONFIDENCE",
     "Fidelity",
     "class_fidelity",
     "classification_accuracy_score",
     "judge_encoder",
     "keep_faithful",
+    "record_judgement",
     "train_judge",
 ]
 
@@ -153,8 +157,13 @@ def class_fidelity(
     return Fidelity(table, confusion)
 
 
+#: The judge's probability of the intended class from which a synthetic image counts as faithful:
+#: chapter 02's filter and chapter 04's ``real+filtered-synthetic`` variant.
+FILTER_CONFIDENCE = 0.5
+
+
 def keep_faithful(
-    probabilities: np.ndarray, intended: np.ndarray, *, min_confidence: float = 0.5
+    probabilities: np.ndarray, intended: np.ndarray, *, min_confidence: float = FILTER_CONFIDENCE
 ) -> np.ndarray:
     """Which synthetic images the judge assigns to their intended class with enough confidence.
 
@@ -164,7 +173,7 @@ def keep_faithful(
         The judge's class probabilities for the synthetic images.
     intended : ndarray of shape (n_images,), int
         The class each image was drawn for.
-    min_confidence : float, default=0.5
+    min_confidence : float, default=FILTER_CONFIDENCE
         Keep an image when the judge's top class is the intended one and its
         probability is at least this.
 
@@ -177,6 +186,38 @@ def keep_faithful(
     probabilities, intended = np.asarray(probabilities), np.asarray(intended)
     top = probabilities.argmax(1)
     return (top == intended) & (probabilities[np.arange(len(intended)), intended] >= min_confidence)
+
+
+def record_judgement(
+    manifest_path: str | Path, probabilities: np.ndarray, class_names: list[str]
+) -> pd.DataFrame:
+    """Add the judge's verdict on each written synthetic image to chapter 02's synthetic manifest.
+
+    Parameters
+    ----------
+    manifest_path : path-like
+        ``synthetic/manifest.csv``; rewritten atomically with two more columns:
+        ``judge_class`` (the judge's top class) and ``judge_confidence`` (its
+        probability of the class the image was drawn for).
+    probabilities : ndarray of shape (n_images, n_classes)
+        The judge's probabilities for the manifest's images, in its order.
+    class_names : list of str
+
+    Returns
+    -------
+    DataFrame
+        The updated manifest.
+    """
+    manifest = pd.read_csv(manifest_path, keep_default_na=False)
+    probabilities = np.asarray(probabilities)
+    if len(probabilities) != len(manifest):
+        raise ValueError(f"{len(probabilities)} judgements for the {len(manifest)} images of {manifest_path}")
+    intended = manifest["label"].map({name: i for i, name in enumerate(class_names)}).to_numpy()
+    manifest["judge_class"] = np.asarray(class_names)[probabilities.argmax(1)]
+    manifest["judge_confidence"] = probabilities[np.arange(len(manifest)), intended].round(6)
+    with atomic_path(manifest_path) as tmp:
+        manifest.to_csv(tmp, index=False)
+    return manifest
 
 
 def judge_encoder(model):

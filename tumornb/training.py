@@ -186,7 +186,12 @@ def validation_set(run_dir: str | Path, image_size: int) -> tuple[np.ndarray, np
 
 
 def select_synthetic(
-    synthetic: pd.DataFrame, real_labels: pd.Series, *, fraction: float = 0.30, seed: int = 0
+    synthetic: pd.DataFrame,
+    real_labels: pd.Series,
+    *,
+    fraction: float = 0.30,
+    seed: int = 0,
+    at_most: bool = False,
 ) -> pd.DataFrame:
     """Choose ``round(fraction * n_real)`` synthetic images of each class.
 
@@ -201,6 +206,9 @@ def select_synthetic(
         "+30%" of the D-GAN method).
     seed : int, default=0
         Which synthetic images are chosen when there are more than needed.
+    at_most : bool, default=False
+        Take every image of a class that has fewer than it needs (a filtered
+        pool), instead of refusing.
 
     Returns
     -------
@@ -210,7 +218,7 @@ def select_synthetic(
     Raises
     ------
     ValueError
-        If a class has fewer synthetic images than it needs.
+        If a class has fewer synthetic images than it needs (unless ``at_most``).
     """
     if fraction < 0:
         raise ValueError(f"synthetic_fraction must be at least 0, got {fraction}")
@@ -219,12 +227,15 @@ def select_synthetic(
     for label, n_real in real_labels.value_counts().reindex(ordered_classes(real_labels)).items():
         wanted = round(fraction * n_real)
         pool = synthetic[synthetic["label"] == label]
+        if at_most:
+            wanted = min(wanted, len(pool))
         if len(pool) < wanted:
             raise ValueError(
                 f"chapter 02 made {len(pool)} synthetic {label} images but synthetic_fraction={fraction} "
                 f"needs {wanted}; lower synthetic_fraction or generate more images in chapter 02"
             )
-        chosen.append(pool.iloc[np.sort(rng.choice(len(pool), size=wanted, replace=False))])
+        if wanted:
+            chosen.append(pool.iloc[np.sort(rng.choice(len(pool), size=wanted, replace=False))])
     return pd.concat(chosen, ignore_index=True) if chosen else synthetic.iloc[:0]
 
 
@@ -242,7 +253,12 @@ def load_synthetic(selection: pd.DataFrame, image_size: int, base_dir: str | Pat
 
 
 def add_synthetic(
-    training: TrainingSet, run_dir: str | Path, *, fraction: float = 0.30, seed: int = 0
+    training: TrainingSet,
+    run_dir: str | Path,
+    *,
+    fraction: float = 0.30,
+    seed: int = 0,
+    min_confidence: float | None = None,
 ) -> TrainingSet | None:
     """The training set with chapter 02's synthetic images mixed into its training part.
 
@@ -256,6 +272,11 @@ def add_synthetic(
         The run directory, where chapter 02 wrote ``synthetic/manifest.csv``.
     fraction, seed
         See :func:`select_synthetic`.
+    min_confidence : float, optional
+        Draw only from the images chapter 02's judge assigns to their own class
+        with at least this probability (``judge_class``, ``judge_confidence`` in
+        the synthetic manifest); a class with too few faithful images gets all
+        it has.
 
     Returns
     -------
@@ -266,14 +287,31 @@ def add_synthetic(
     if not run.synthetic_manifest.exists():
         return None
     synthetic = pd.read_csv(run.synthetic_manifest, keep_default_na=False)
-    chosen = select_synthetic(synthetic, training.train_rows["label"], fraction=fraction, seed=seed)
+    if min_confidence is not None:
+        if "judge_confidence" not in synthetic:
+            raise ValueError(
+                f"{run.synthetic_manifest} has no judge scores: run chapter 02 again to filter its images"
+            )
+        faithful = (synthetic["judge_class"] == synthetic["label"]) & (
+            synthetic["judge_confidence"] >= min_confidence
+        )
+        synthetic = synthetic[faithful]
+    chosen = select_synthetic(
+        synthetic,
+        training.train_rows["label"],
+        fraction=fraction,
+        seed=seed,
+        at_most=min_confidence is not None,
+    )
     image_size = training.x_train.shape[1]
     images = load_synthetic(chosen, image_size, run.synthetic_dir)
     index = {name: i for i, name in enumerate(training.class_names)}
     chosen = chosen.assign(split="train", synthetic=True)
     return TrainingSet(
         x_train=np.concatenate([training.x_train, images]),
-        y_train=np.concatenate([training.y_train, chosen["label"].map(index).to_numpy()]),
+        y_train=np.concatenate(
+            [training.y_train, chosen["label"].map(index).to_numpy(training.y_train.dtype)]
+        ),
         x_val=training.x_val,
         y_val=training.y_val,
         class_names=training.class_names,
