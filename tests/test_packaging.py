@@ -41,3 +41,34 @@ def test_ci_runs_the_readme_test_command():
     ]
     assert commands == ["make test"]
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+def _tumornb_imports() -> dict[str, set[str]]:
+    """Module -> the tumornb modules it imports, at the top or inside a function."""
+    import ast
+
+    graph = {}
+    for path in (ROOT / "tumornb").glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tumornb"):
+                parts = node.module.split(".")
+                found |= {parts[1]} if len(parts) > 1 else {alias.name for alias in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("tumornb.")}
+        graph[path.stem] = found - {path.stem}
+    return graph
+
+
+def test_no_import_cycle_inside_the_package():
+    """Check that no tumornb module imports one that imports it back, directly or through others."""
+    graph = _tumornb_imports()
+    assert graph["ablation"] and graph["runner"]  # the parser sees imports at all
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(
+            n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph.get(start, ())
+        )
+
+    cycles = sorted(module for module in graph if reaches(module, module, {module}))
+    assert cycles == []

@@ -140,3 +140,26 @@ def test_cli_resplit_bits_without_resplit_is_refused(tmp_path, capsys):
 
     assert main(["run", "--run-dir", str(tmp_path), "--resplit-bits", "4"]) == 1
     assert "--resplit-bits needs --resplit grouped" in capsys.readouterr().err
+
+
+def test_a_misspelt_parameter_is_refused_with_the_known_ones(tmp_path, capsys):
+    """Check that -p imgae_size=96 stops the run before any kernel starts, listing image_size."""
+    from tumornb.cli import main
+
+    assert main(["run", "--run-dir", str(tmp_path / "run"), "-p", "imgae_size=96"]) == 1
+    error = capsys.readouterr().err
+    assert "no chapter declares the parameter imgae_size" in error and "image_size" in error
+    assert not (tmp_path / "run").exists()
+
+
+def test_running_a_chapter_leaves_the_callers_environment_as_it_was(tmp_path, monkeypatch):
+    """Check that the kernels' quiet settings are not left behind in the calling process."""
+    import os
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.setenv("PYTHONWARNINGS", "default")
+    _notebook(tmp_path / "01_a.ipynb", "import os", "print(os.environ['TF_CPP_MIN_LOG_LEVEL'])")
+    run_chapters(tmp_path / "run", notebooks_dir=tmp_path, progress=False, log=lambda s: None)
+    executed = nbformat.read(tmp_path / "run" / "notebooks" / "01_a.ipynb", as_version=4)
+    assert executed.cells[-1].outputs[0].text == "3\n"  # the kernel got the quiet setting
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ and os.environ["PYTHONWARNINGS"] == "default"

@@ -198,8 +198,11 @@ def _run(args: argparse.Namespace) -> None:
 def _ablate(args: argparse.Namespace) -> None:
     from tumornb.ablation import VARIANTS, run_ablation
     from tumornb.profiles import profile_parameters
+    from tumornb.runner import check_overrides
 
-    parameters = profile_parameters(args.profile) | dict(parse_override(item) for item in args.param)
+    overrides = dict(parse_override(item) for item in args.param)
+    check_overrides(overrides)
+    parameters = profile_parameters(args.profile) | overrides
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else parameters["ablation_seeds"]
     variants = args.variants.split(",") if args.variants else list(VARIANTS)
     run_ablation(
@@ -214,11 +217,13 @@ def _ablate(args: argparse.Namespace) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> None:
+    from tumornb.runner import check_overrides
     from tumornb.sweep import parse_grid, run_sweep
 
     grid = parse_grid(args.param)
     if not grid:
         raise ValueError("a sweep needs at least one axis: -p key=[value1,value2]")
+    check_overrides(grid)
     _, summary = run_sweep(
         args.sweep_dir,
         grid,

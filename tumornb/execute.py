@@ -15,11 +15,19 @@ what an interrupted or failed execution leaves behind:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KERNEL_ENV", "ExecutionFailed", "declared_parameters", "execute_notebook", "failed_path"]
+__all__ = [
+    "KERNEL_ENV",
+    "ExecutionFailed",
+    "declared_parameters",
+    "execute_notebook",
+    "failed_path",
+    "kernel_environment",
+]
 
 # TensorFlow's C++ logging writes timestamps into cell output; keep kernels quiet. oneDNN stays
 # on (its one start-up notice goes to stderr, which the book hides): here it trains CNNs ~1.4x faster.
@@ -28,6 +36,25 @@ KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
 
 class ExecutionFailed(RuntimeError):
     """A cell raised; the message names the notebook, the cell and the error."""
+
+
+@contextmanager
+def kernel_environment() -> Iterator[None]:
+    """Set :data:`KERNEL_ENV` for the kernels started inside the block, then restore the caller's values.
+
+    A kernel inherits its environment from the process that starts it; papermill
+    offers no other way to pass one, so the variables are set only while it runs.
+    """
+    saved = {key: os.environ.get(key) for key in KERNEL_ENV}
+    os.environ.update(KERNEL_ENV)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def declared_parameters(notebook: str | os.PathLike[str]) -> set[str]:
@@ -87,17 +114,17 @@ def execute_notebook(
     output.unlink(missing_ok=True)  # never leave an earlier execution's copy looking current
     failed.unlink(missing_ok=True)
     declared = declared_parameters(notebook)
-    os.environ.update(KERNEL_ENV)
     try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(partial),
-            parameters={k: v for k, v in parameters.items() if k in declared},
-            kernel_name="python3",
-            cwd=str(cwd or notebook.parent),
-            progress_bar=progress,
-            log_output=False,
-        )
+        with kernel_environment():
+            papermill.execute_notebook(
+                str(notebook),
+                str(partial),
+                parameters={k: v for k, v in parameters.items() if k in declared},
+                kernel_name="python3",
+                cwd=str(cwd or notebook.parent),
+                progress_bar=progress,
+                log_output=False,
+            )
     except PapermillExecutionError as exc:
         os.replace(partial, failed)
         raise ExecutionFailed(

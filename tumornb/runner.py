@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tumornb.execute import ExecutionFailed, execute_notebook
+from tumornb.execute import ExecutionFailed, declared_parameters, execute_notebook
 from tumornb.paths import RunDir, atomic_path
-from tumornb.profiles import profile_parameters
+from tumornb.profiles import PROFILES, profile_parameters
 
-__all__ = ["ChapterFailed", "chapter_notebooks", "project_root", "run_chapters"]
+__all__ = ["ChapterFailed", "chapter_notebooks", "check_overrides", "project_root", "run_chapters"]
 
 #: Kept under its old name: a chapter that fails raises the shared executor's error.
 ChapterFailed = ExecutionFailed
@@ -46,6 +46,29 @@ def chapter_notebooks(notebooks_dir: str | os.PathLike[str] | None = None) -> di
     folder = Path(notebooks_dir) if notebooks_dir else project_root() / "notebooks"
     found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     return {path.stem: path for path in found}
+
+
+def check_overrides(overrides: dict[str, Any], notebooks_dir: str | os.PathLike[str] | None = None) -> None:
+    """Refuse parameter names that no chapter, no ablation training and no profile declares.
+
+    A misspelt ``-p imgae_size=96`` would otherwise be dropped without a word.
+
+    Raises
+    ------
+    ValueError
+        Naming the unknown parameters and listing the known ones.
+    """
+    from tumornb.ablation import TEMPLATE
+
+    known = set(PROFILES["default"]) | {"run_dir", "data_dir"} | declared_parameters(TEMPLATE)
+    for notebook in chapter_notebooks(notebooks_dir).values():
+        known |= declared_parameters(notebook)
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(
+            f"no chapter declares the parameter {', '.join(unknown)}; "
+            f"known parameters: {', '.join(sorted(known))}"
+        )
 
 
 def run_chapters(
@@ -105,6 +128,7 @@ def run_chapters(
             )
         chapters = {c: p for c, p in chapters.items() if c in wanted or c.split("_")[0] in wanted}
 
+    check_overrides(overrides or {}, notebooks_dir)
     run = RunDir(run_dir)
     run.notebooks_dir.mkdir(parents=True, exist_ok=True)
     parameters = profile_parameters(profile) | dict(overrides or {})
