@@ -41,7 +41,7 @@ test: venv
 	$(BIN)/python -m pytest
 
 test-fast: venv
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" tests
 
 lint: venv
 	$(BIN)/ruff check tumornb tests notebooks benchmarks

@@ -26,6 +26,8 @@ def test_book_has_every_chapter_and_the_intro(book_html):
     eda = (book_html / "notebooks" / "01_eda.html").read_text()
     for heading in ("Class balance", "Duplicates and leakage", "A map of the images"):
         assert heading in eda
+    for name in chapter_notebooks():  # nbval's checks are cell tags, invisible in the book
+        assert "NBVAL" not in (book_html / "notebooks" / f"{name}.html").read_text(), name
 
 
 def test_charts_load_vega_from_the_site_not_a_cdn(book_html):

@@ -1,8 +1,9 @@
 """Keep the committed chapter notebooks clean, with nbval's reference outputs.
 
 A committed notebook holds no execution counts, no stray metadata and no
-outputs -- except in cells marked ``# NBVAL_CHECK_OUTPUT``, whose outputs are
-what ``pytest --nbval-lax`` compares a fresh execution against. Refresh them
+outputs -- except in cells tagged ``nbval-check-output``, whose outputs are
+what ``pytest --nbval-lax`` compares a fresh execution against. (The tag, not
+nbval's ``# NBVAL_CHECK_OUTPUT`` comment, so the rendered book shows no marker.) Refresh them
 after changing a chapter::
 
     python -m tumornb.notebooks refresh notebooks/01_eda.ipynb
@@ -18,15 +19,15 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["CHECK_MARKER", "clean_notebook", "is_checked", "refresh_checked_outputs"]
+__all__ = ["CHECK_TAG", "clean_notebook", "is_checked", "refresh_checked_outputs"]
 
-CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
+CHECK_TAG = "nbval-check-output"
 _KEEP_NOTEBOOK_METADATA = ("kernelspec", "language_info")
 
 
 def is_checked(cell) -> bool:
     """Whether nbval compares this cell's output (``--nbval-lax`` mode)."""
-    return cell.cell_type == "code" and cell.source.lstrip().startswith(CHECK_MARKER)
+    return cell.cell_type == "code" and CHECK_TAG in cell.get("metadata", {}).get("tags", [])
 
 
 def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
