@@ -47,7 +47,7 @@ import pandas as pd
 from tumornb.cluster import Task, TaskReport, config_hash, dask_client, run_tasks
 from tumornb.execute import ExecutionFailed, declared_parameters, execute_notebook
 from tumornb.fidelity import FILTER_CONFIDENCE
-from tumornb.metrics import Comparison, Estimate, Metric, verdict
+from tumornb.metrics import Comparison, Estimate, Metric, table_comparisons, verdict
 from tumornb.paths import RunDir
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "ablation_dir",
     "ablation_tasks",
     "comparable_repetitions",
+    "evaluate_ablation",
     "extreme_synthetic_count",
     "null_rejection_rate",
     "per_seed_differences",
@@ -474,20 +475,22 @@ class AblationResult:
         """The sentences for ``subset``'s comparisons, worded from their numbers, and the confounds."""
         rows = self.table[self.table["test images"] == subset]
         sentences = [
-            verdict(
-                Comparison(
-                    r["metric"], Estimate(r["difference"] / 100, r["low"] / 100, r["high"] / 100), r[P_SEEDS]
-                ),
-                what=CHANGE[r["comparison"].removesuffix(" vs real")],
-                p_adjusted=r["p (Holm)"],
+            verdict(comparison, what=CHANGE[name.removesuffix(" vs real")], p_adjusted=p)
+            for name, (comparison, p) in zip(
+                rows["comparison"], table_comparisons(self.table, subset, p_label=P_SEEDS), strict=True
             )
-            for r in rows.to_dict(orient="records")
         ]
         seeds = sorted(set(rows["seeds"]))
         return (
             f"**Verdict over {', '.join(map(str, seeds))} training seeds, on the {subset}** "
             "(each variant against `real` trained with the same seeds; Student's t on the per-seed "
             "differences). " + " ".join(sentences) + " " + CONFOUNDS
+        )
+
+    def differences_table(self) -> pd.DataFrame:
+        """The per-seed differences (points), one column per seed."""
+        return self.differences.pivot_table(
+            index=["test images", "comparison", "metric"], columns="seed", values="difference", sort=False
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -575,3 +578,35 @@ def analyse_ablation(
         table=table,
         excluded=excluded if excluded is not None else pd.DataFrame(columns=["variant", "seed", "reason"]),
     )
+
+
+def evaluate_ablation(
+    run_dir: str | os.PathLike[str], images: np.ndarray, y_true: np.ndarray, subsets: dict[str, np.ndarray]
+) -> AblationResult | None:
+    """Predict the test images with every comparable repetition of the run and analyse them.
+
+    Parameters
+    ----------
+    run_dir : path-like
+    images : ndarray of shape (n, side, side)
+        The test images (chapter 04's only use of them).
+    y_true : ndarray of shape (n,)
+    subsets : dict
+        Name -> boolean mask over the images, the leak-free subset first.
+
+    Returns
+    -------
+    AblationResult or None
+        None when ``real`` has fewer than 2 comparable seeds (no ablation trained).
+    """
+    from tumornb.evaluation import predict_proba
+    from tumornb.training import load_trained
+
+    repetitions, excluded = comparable_repetitions(trained_repetitions(run_dir))
+    if (repetitions["variant"] == "real").sum() < 2:
+        return None
+    predictions = {
+        (r.variant, r.seed): predict_proba(load_trained(r.dir).model, images).argmax(1)
+        for r in repetitions.itertuples()
+    }
+    return analyse_ablation(y_true, predictions, subsets, excluded=excluded)

@@ -36,10 +36,12 @@ __all__ = [
     "mcnemar",
     "paired_bootstrap",
     "per_class_table",
+    "paired_comparisons",
     "pr_auc_ovr",
     "roc_auc_ovr",
     "specificity",
     "subset_comparison_table",
+    "table_comparisons",
     "verdict",
 ]
 
@@ -381,6 +383,63 @@ def subset_comparison_table(
         return pd.DataFrame()
     table = pd.concat(tables, ignore_index=True)
     return table[["test images", *table.columns.drop("test images")]]
+
+
+def paired_comparisons(
+    y_true: np.ndarray,
+    pred_a: np.ndarray,
+    pred_b: np.ndarray,
+    subsets: dict[str, np.ndarray],
+    *,
+    label: str,
+    groups: np.ndarray | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, list[tuple[str, Comparison]]]:
+    """B minus A in accuracy and macro-F1 on each subset of the images (:func:`paired_bootstrap`).
+
+    Returns
+    -------
+    dict
+        Subset -> ``[(label, accuracy comparison), (label, macro-F1 comparison)]``,
+        ready for :func:`subset_comparison_table`.
+    """
+    y_true, pred_a, pred_b = map(np.asarray, (y_true, pred_a, pred_b))
+    return {
+        subset: [
+            (
+                label,
+                paired_bootstrap(
+                    score,
+                    y_true[mask],
+                    pred_a[mask],
+                    pred_b[mask],
+                    name=name,
+                    n_boot=n_boot,
+                    seed=seed,
+                    groups=None if groups is None else np.asarray(groups)[mask],
+                ),
+            )
+            for score, name in ((accuracy, "accuracy"), (macro_f1, "macro-F1"))
+        ]
+        for subset, mask in subsets.items()
+    }
+
+
+def table_comparisons(
+    table, subset: str, *, p_label: str = "p (bootstrap)"
+) -> list[tuple[Comparison, float]]:
+    """The rows of :func:`subset_comparison_table` for ``subset``, as ``(Comparison, Holm-adjusted p)``."""
+    rows = table[table["test images"] == subset].to_dict(orient="records")
+    return [
+        (
+            Comparison(
+                r["metric"], Estimate(r["difference"] / 100, r["low"] / 100, r["high"] / 100), r[p_label]
+            ),
+            r["p (Holm)"],
+        )
+        for r in rows
+    ]
 
 
 def format_p(p: float) -> str:
