@@ -201,6 +201,8 @@ def bootstrap_ci(
 ) -> Estimate:
     """``metric(y_true, y_pred)`` with a percentile bootstrap interval over test images.
 
+    Chapter 04 writes the loop out by hand for accuracy before calling this.
+
     Parameters
     ----------
     metric : callable
