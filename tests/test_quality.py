@@ -1,6 +1,7 @@
 """Distances between image sets and the memorisation check."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tumornb.quality import (
@@ -150,3 +151,20 @@ def test_precision_recall_matches_the_definition_computed_in_full():
         return (d <= radii(centres)[None, :]).any(1).mean()
 
     assert precision_recall(real, fake) == pytest.approx((inside(fake, real), inside(real, fake)))
+
+
+def test_quality_by_variant_is_quality_table_for_each_variant():
+    """Check that the per-variant table stacks quality_table's rows for each variant's own images."""
+    from tumornb.quality import embed, feature_encoder, quality_by_variant, quality_table
+
+    rng = np.random.default_rng(0)
+    encoder = feature_encoder(32, seed=0)
+    images = {name: rng.integers(0, 255, (24, 32, 32), dtype=np.uint8) for name in ("a", "b")}
+    labels = np.repeat(["x", "y"], 12)
+    train = embed(encoder, rng.integers(0, 255, (24, 32, 32), dtype=np.uint8))
+    reference = embed(encoder, rng.integers(0, 255, (24, 32, 32), dtype=np.uint8))
+    table = quality_by_variant(encoder, images, labels, train, labels, reference, labels, seed=1)
+    assert list(table.index.get_level_values("variant").unique()) == ["a", "b"]
+    for name, imgs in images.items():
+        expected = quality_table(train, labels, embed(encoder, imgs), labels, reference, labels, seed=1)
+        pd.testing.assert_frame_equal(table.loc[name], expected)

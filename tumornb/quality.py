@@ -31,6 +31,7 @@ __all__ = [
     "near_copy_threshold",
     "nearest_neighbours",
     "precision_recall",
+    "quality_by_variant",
     "quality_table",
 ]
 
@@ -373,3 +374,42 @@ def memorisation(
         false_flag_rate=float((fresh_distances < threshold).mean()),
         copying_p=float(p),
     )
+
+
+def quality_by_variant(
+    encoder,
+    samples: dict[str, np.ndarray],
+    sample_labels,
+    train: np.ndarray,
+    train_labels,
+    reference: np.ndarray,
+    reference_labels,
+    *,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """:func:`quality_table` for each GAN variant's images, embedded by ``encoder``.
+
+    Parameters
+    ----------
+    encoder : keras.Model
+        Images to features: :func:`feature_encoder`, or the judge's (chapter 02).
+    samples : dict
+        Variant -> synthetic images of shape (m, side, side), labelled by ``sample_labels``.
+    train, reference : ndarray of shape (n, d) and (k, d)
+        Features of the GAN's training images and of real images it never saw,
+        already embedded by ``encoder`` (chapter 02 reuses them).
+    train_labels, reference_labels, sample_labels : array-like of str
+    seed : int, default=0
+
+    Returns
+    -------
+    DataFrame
+        :func:`quality_table`'s rows, indexed by (variant, class).
+    """
+    tables = {
+        variant: quality_table(
+            train, train_labels, embed(encoder, images), sample_labels, reference, reference_labels, seed=seed
+        )
+        for variant, images in samples.items()
+    }
+    return pd.concat(tables, names=["variant"])
