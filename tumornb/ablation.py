@@ -295,13 +295,8 @@ def run_ablation(
 
     Parameters
     ----------
-    run_dir : path-like
-        A run where chapters 01-03 have run (02 for the synthetic variants).
-    seeds : sequence of int
-    variants : sequence of str, default=VARIANTS
-    parameters : dict, optional
-        Values for the template's parameters (``image_size``, ``epochs``, ...);
-        a profile's, typically. Those the template does not declare are ignored.
+    run_dir, seeds, variants, parameters
+        As for :func:`ablation_tasks`.
     jobs : int, default=1
         Worker processes of the local Dask cluster (ignored with ``scheduler``).
     scheduler : str, optional
