@@ -251,3 +251,15 @@ def test_filtered_variant_draws_only_images_the_judge_assigns_to_their_class(run
     )
     assert not only_real.train_rows["synthetic"].any() and len(only_real.x_train) == len(real.x_train)
     assert only_real.y_train.dtype == real.y_train.dtype  # labels stay integers with nothing added
+
+
+def test_seed_ensemble_is_the_mean_of_the_variants_seeds():
+    """Check that the ensemble averages exactly the named variant's seeds and refuses an absent one."""
+    rng = np.random.default_rng(0)
+    probabilities = {
+        (v, s): rng.dirichlet(np.ones(4), 10) for v in ("real", "real+synthetic") for s in (0, 1, 2)
+    }
+    expected = np.mean([probabilities[("real", s)] for s in (0, 1, 2)], axis=0)
+    np.testing.assert_allclose(ablation.seed_ensemble(probabilities, "real"), expected)
+    with pytest.raises(ValueError, match="no trained repetition of '10real"):
+        ablation.seed_ensemble(probabilities, "10real+90synthetic")

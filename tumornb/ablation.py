@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ __all__ = [
     "null_rejection_rate",
     "per_seed_differences",
     "run_ablation",
+    "seed_ensemble",
     "seed_averaged_comparison",
     "trained_repetitions",
     "variant_training_set",
@@ -459,12 +460,15 @@ class AblationResult:
     excluded : DataFrame
         Repetitions left out because their configuration differs (see
         :func:`comparable_repetitions`), with the reason.
+    probabilities : dict
+        ``(variant, seed) -> `` test probabilities, when :func:`evaluate_ablation` made them.
     """
 
     per_run: pd.DataFrame
     differences: pd.DataFrame
     table: pd.DataFrame
     excluded: pd.DataFrame
+    probabilities: dict[tuple[str, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     def verdict(self, subset: str) -> str:
         """The sentences for ``subset``'s comparisons, worded from their numbers, and the confounds."""
@@ -600,8 +604,38 @@ def evaluate_ablation(
     repetitions, excluded = comparable_repetitions(trained_repetitions(run_dir))
     if (repetitions["variant"] == "real").sum() < 2:
         return None
-    predictions = {
-        (r.variant, r.seed): predict_proba(load_trained(r.dir).model, images).argmax(1)
+    probabilities = {
+        (r.variant, r.seed): predict_proba(load_trained(r.dir).model, images)
         for r in repetitions.itertuples()
     }
-    return analyse_ablation(y_true, predictions, subsets, excluded=excluded)
+    predictions = {key: p.argmax(1) for key, p in probabilities.items()}
+    found = analyse_ablation(y_true, predictions, subsets, excluded=excluded)
+    found.probabilities = probabilities
+    return found
+
+
+def seed_ensemble(probabilities: dict[tuple[str, int], np.ndarray], variant: str = "real") -> np.ndarray:
+    """The class probabilities of ``variant`` averaged over its training seeds: a free ensemble.
+
+    The ablation trains each variant once per seed anyway; averaging their
+    probabilities is the classic deep ensemble (Lakshminarayanan et al., 2017).
+
+    Parameters
+    ----------
+    probabilities : dict
+        ``(variant, seed) -> (n_images, n_classes)`` probabilities.
+    variant : str, default="real"
+
+    Returns
+    -------
+    ndarray of shape (n_images, n_classes)
+
+    Raises
+    ------
+    ValueError
+        When ``variant`` has no repetition.
+    """
+    members = [p for (v, _), p in sorted(probabilities.items(), key=lambda item: item[0][1]) if v == variant]
+    if not members:
+        raise ValueError(f"no trained repetition of {variant!r} to average")
+    return np.mean(members, axis=0)

@@ -32,6 +32,7 @@ __all__ = [
     "headline_by_threshold",
     "headline_frame",
     "headline_metrics",
+    "headline_record",
     "leaking_test_rows",
     "leakage_composition",
     "predict_in_batches",
@@ -145,6 +146,16 @@ def headline_metrics(
                 summary[name] = metrics.bootstrap_ci(auc, y, p[mask], n_boot=n_boot, seed=seed, groups=g)
             result[subset][variant] = summary
     return result
+
+
+def headline_record(headline: dict[str, dict[str, dict[str, Estimate]]]) -> dict:
+    """:func:`headline_metrics` as plain dictionaries for ``metrics.json`` (value, low, high)."""
+    return {
+        subset: {
+            variant: {metric: vars(e) for metric, e in summary.items()} for variant, summary in by.items()
+        }
+        for subset, by in headline.items()
+    }
 
 
 def headline_frame(headline: dict[str, dict[str, dict[str, Estimate]]]) -> pd.DataFrame:
