@@ -114,3 +114,42 @@ def test_find_images_takes_image_files_from_folders_and_any_named_file(tmp_path)
     assert [p.name for p in find_images([tmp_path / "notes.txt"])] == ["notes.txt"]
     with pytest.raises(FileNotFoundError, match="no such file"):
         find_images([tmp_path / "missing"])
+
+
+def test_an_ensemble_predicts_the_mean_of_its_members(trained, tmp_path, capsys):
+    """Check two models averaged: the mean of their probabilities, by the API and by the command."""
+    from tumornb.predict import EnsemblePredictor, load_ensemble
+
+    out, usable, images = trained
+    other = tmp_path / "other"
+    config = TrainConfig(image_size=SIDE, epochs=1, seed=1)
+    labels = usable["label"].map(CLASS_NAMES.index).to_numpy()
+    train_classifier(images, labels, images, labels, other, config, class_names=list(CLASS_NAMES))
+    ensemble = load_ensemble([out, other])
+    assert isinstance(ensemble, EnsemblePredictor) and isinstance(
+        load_ensemble([out]), type(load_predictor(out))
+    )
+    members = [load_predictor(p).predict_proba(images[:6]) for p in (out, other)]
+    np.testing.assert_allclose(ensemble.predict_proba(images[:6]), np.mean(members, axis=0), atol=1e-6)
+    path = str(usable["path"].iloc[0])
+    assert main(["predict", path, "--model", str(out), "--model", str(other), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    expected = np.mean(members, axis=0)[0]
+    assert [printed["probabilities"][n] for n in CLASS_NAMES] == pytest.approx(expected.tolist(), abs=1e-5)
+    assert main(["predict", path, "--model", str(out), "--model", str(other), "--cam", str(tmp_path)]) == 1
+    assert "Grad-CAM explains one model" in capsys.readouterr().err
+
+
+def test_an_ensemble_of_models_for_other_classes_is_refused(trained, tmp_path):
+    """Check that models with different class names cannot be averaged."""
+    from tumornb.predict import load_ensemble
+
+    out, _, _ = trained
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "model.keras").write_bytes((out / "model.keras").read_bytes())
+    info = json.loads((out / "train.json").read_text())
+    info["class_names"] = list(reversed(info["class_names"]))
+    (copy / "train.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="an ensemble needs the same classes and size"):
+        load_ensemble([out, copy])

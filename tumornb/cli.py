@@ -151,7 +151,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "read get one error line each on stderr; the exit status is 1 when any failed.",
     )
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders")
-    predict.add_argument("--model", required=True, help="model.keras (train.json beside it), or its folder")
+    predict.add_argument(
+        "--model",
+        required=True,
+        action="append",
+        help="model.keras (train.json beside it), or its folder; repeat it to average several models "
+        "(e.g. the ablation's seeds: ablation/real/seed*)",
+    )
     predict.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     predict.add_argument("--cam", metavar="OUT_DIR", help="write a Grad-CAM overlay per image into OUT_DIR")
     predict.add_argument("--batch-size", type=int, default=64, help="images per batch (default: %(default)s)")
@@ -246,9 +252,11 @@ def _book(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from tumornb.predict import find_images, load_predictor
+    from tumornb.predict import find_images, load_ensemble
 
-    predictor = load_predictor(args.model)
+    if args.cam and len(args.model) > 1:
+        raise ValueError("Grad-CAM explains one model: pass a single --model with --cam")
+    predictor = load_ensemble(args.model)
     result = predictor.predict_files(find_images(args.inputs), batch_size=args.batch_size)
     for row in result.errors.itertuples():
         print(f"tumornb predict: error: {row.path}: {row.error}", file=sys.stderr)

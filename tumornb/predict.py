@@ -25,7 +25,15 @@ import tensorflow as tf
 from tumornb.data import UnreadableImage, load_image_file, preprocessing_spec
 from tumornb.evaluation import predict_in_batches
 
-__all__ = ["IMAGE_SUFFIXES", "Prediction", "Predictor", "find_images", "load_predictor"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "EnsemblePredictor",
+    "Prediction",
+    "Predictor",
+    "find_images",
+    "load_ensemble",
+    "load_predictor",
+]
 
 #: File name endings taken from a folder (files named one by one are always tried).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -170,6 +178,50 @@ def load_predictor(model_path: str | os.PathLike[str]) -> Predictor:
     if tuple(model.input_shape[1:]) != (side, side, 1):
         raise ValueError(f"{path} takes inputs of shape {model.input_shape[1:]}, not ({side}, {side}, 1)")
     return Predictor(model, list(info["class_names"]), side, info)
+
+
+@dataclass
+class EnsemblePredictor(Predictor):
+    """Several classifiers of the same classes and preprocessing, their probabilities averaged.
+
+    The ablation of chapter 04 trains one model per seed; averaging them is a
+    deep ensemble. ``model`` is the first member (kept for code that needs one
+    network, e.g. to report its input); Grad-CAM explains single models only.
+    """
+
+    members: list[Predictor] = field(default_factory=list)
+
+    def __post_init__(self) -> None:  # the members hold the traced networks
+        pass
+
+    def predict_proba(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        """The mean of the members' class probabilities."""
+        return np.mean([m.predict_proba(images, batch_size=batch_size) for m in self.members], axis=0)
+
+
+def load_ensemble(model_paths: Iterable[str | os.PathLike[str]]) -> Predictor:
+    """Load one model (a :class:`Predictor`) or several (an :class:`EnsemblePredictor`).
+
+    Raises
+    ------
+    ValueError
+        When the models disagree on class names or image size (they could not be averaged).
+    """
+    model_paths = list(model_paths)
+    predictors = [load_predictor(path) for path in model_paths]
+    if not predictors:
+        raise ValueError("no model given")
+    if len(predictors) == 1:
+        return predictors[0]
+    first = predictors[0]
+    for path, other in zip(model_paths, predictors, strict=True):
+        if (other.class_names, other.image_size) != (first.class_names, first.image_size):
+            raise ValueError(
+                f"{path} classifies {other.class_names} at {other.image_size} px, the first model "
+                f"{first.class_names} at {first.image_size} px: an ensemble needs the same classes and size"
+            )
+    info = {"ensemble": [str(path) for path in model_paths]}
+    return EnsemblePredictor(first.model, first.class_names, first.image_size, info, members=predictors)
 
 
 def find_images(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
