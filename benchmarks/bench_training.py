@@ -45,6 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import cv2  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 # Keras 3.15 no longer exports ImageDataGenerator; the seed notebooks used it, so import it
 # from where Keras keeps it to reproduce their pipeline faithfully.
@@ -133,7 +134,7 @@ def swing(val_accuracy) -> float:
     return float(np.abs(np.diff(later)).max()) if len(later) > 1 else float("nan")
 
 
-def benchmark_split(run_dir: Path, size: int) -> tuple[TrainingSet, np.ndarray]:
+def benchmark_split(run_dir: Path, size: int) -> tuple[TrainingSet, pd.DataFrame, np.ndarray]:
     """Fitting, stopping and scoring images, all from the training split.
 
     30% of the training images are held out (stratified, duplicate groups kept
@@ -142,9 +143,9 @@ def benchmark_split(run_dir: Path, size: int) -> tuple[TrainingSet, np.ndarray]:
 
     Returns
     -------
-    (TrainingSet, ndarray of bool)
-        The set with the stopping images as its validation part, and the mask
-        over ``real_training_set``'s held-out rows that marks the scoring ones.
+    (TrainingSet, DataFrame, ndarray)
+        The set with the stopping images as its validation part, and the
+        scoring images' manifest rows and pixels.
     """
     held_out = real_training_set(run_dir, size, val_fraction=0.30, seed=0)
     score = grouped_holdout(held_out.val_rows["label"], held_out.val_rows["dup_group"], fraction=0.5, seed=1)
@@ -157,12 +158,12 @@ def benchmark_split(run_dir: Path, size: int) -> tuple[TrainingSet, np.ndarray]:
         held_out.train_rows,
         held_out.val_rows[~score].reset_index(drop=True),
     )
-    return stop, score
+    return stop, held_out.val_rows[score].reset_index(drop=True), held_out.x_val[score]
 
 
 def _data(tmp: Path, size: int):
     """What every job needs, from the files the main process wrote into ``tmp``."""
-    ts, _ = benchmark_split(tmp / "run", size)
+    ts, _, _ = benchmark_split(tmp / "run", size)
     arrays = np.load(tmp / "seed_arrays.npz")
     return ts, arrays
 
@@ -280,10 +281,7 @@ def main() -> None:
         load_images(read_manifest(run.manifest), size, cache_dir=run.cache_dir)
         tumornb_load = time.perf_counter() - start
         manifest = read_manifest(run.manifest)
-        ts, score = benchmark_split(run.root, size)
-        held_out = real_training_set(run.root, size, val_fraction=0.30, seed=0)
-        scoring = held_out.val_rows[score]
-        x_score = held_out.x_val[score]
+        ts, scoring, x_score = benchmark_split(run.root, size)
 
         encoder = LabelEncoder().fit(ts.class_names)
         start = time.perf_counter()

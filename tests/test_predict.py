@@ -32,6 +32,16 @@ def trained(phantom_dir, tmp_path_factory):
     return out, usable, images
 
 
+def _copy_with_info(model_dir: Path, copy: Path, edit) -> Path:
+    """A copy of a trained model's folder whose ``train.json`` was changed in place by ``edit(info)``."""
+    copy.mkdir()
+    (copy / "model.keras").write_bytes((model_dir / "model.keras").read_bytes())
+    info = json.loads((model_dir / "train.json").read_text())
+    edit(info)
+    (copy / "train.json").write_text(json.dumps(info))
+    return copy
+
+
 def test_predict_preprocesses_exactly_as_training(trained):
     """Check that predict's pixels and probabilities equal those of the training cache."""
     out, usable, images = trained
@@ -80,12 +90,7 @@ def test_cli_table_and_heat_maps_for_a_folder(trained, phantom_dir, tmp_path, ca
 def test_a_model_with_other_preprocessing_is_refused(trained, tmp_path):
     """Check that a stored preprocessing unlike the current one stops predict with a clear error."""
     out, _, _ = trained
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    (copy / "model.keras").write_bytes((out / "model.keras").read_bytes())
-    info = json.loads((out / "train.json").read_text())
-    info["preprocessing"]["letterbox"] = False
-    (copy / "train.json").write_text(json.dumps(info))
+    copy = _copy_with_info(out, tmp_path / "copy", lambda info: info["preprocessing"].update(letterbox=False))
     with pytest.raises(ValueError, match="retrain it"):
         load_predictor(copy)
     (copy / "train.json").unlink()
@@ -145,11 +150,6 @@ def test_an_ensemble_of_models_for_other_classes_is_refused(trained, tmp_path):
     from tumornb.predict import load_ensemble
 
     out, _, _ = trained
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    (copy / "model.keras").write_bytes((out / "model.keras").read_bytes())
-    info = json.loads((out / "train.json").read_text())
-    info["class_names"] = list(reversed(info["class_names"]))
-    (copy / "train.json").write_text(json.dumps(info))
+    copy = _copy_with_info(out, tmp_path / "copy", lambda info: info["class_names"].reverse())
     with pytest.raises(ValueError, match="an ensemble needs the same classes and size"):
         load_ensemble([out, copy])

@@ -412,6 +412,8 @@ def null_rejection_rate(
     """
     from scipy.special import expit, logit
 
+    from tumornb.metrics import accuracy as share_right  # the parameter ``accuracy`` is the skill
+
     rng = np.random.default_rng(seed)
     y_true = np.ones(n_images, int)
     rejected = 0
@@ -423,13 +425,9 @@ def null_rejection_rate(
             right = rng.random((n_seeds, n_images)) < expit(logit(skill)[:, None] - difficulty)
             return right.astype(int)  # 1 is the true label: right predictions are 1
 
-        comparison = seed_averaged_comparison(_accuracy, y_true, predictions(), predictions())
+        comparison = seed_averaged_comparison(share_right, y_true, predictions(), predictions())
         rejected += comparison.p_value < alpha
     return rejected / n_simulations
-
-
-def _accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return float(np.mean(y_true == y_pred))
 
 
 #: The column of the ablation's table that holds the t-test's p-value over seeds.
