@@ -72,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from tumornb import evaluation, fidelity, quality
-    from tumornb.training import real_training_set
+    from tumornb.datasets import real_training_set
 
     real = real_training_set(args.run_dir, args.image_size)
     names = real.class_names

@@ -55,17 +55,12 @@ from sklearn.preprocessing import LabelEncoder  # noqa: E402
 
 from tumornb.audit import audit_dataset  # noqa: E402
 from tumornb.data import grouped_holdout, load_images, read_manifest  # noqa: E402
+from tumornb.datasets import TrainingSet, real_training_set  # noqa: E402
 from tumornb.models import build_model, compile_model  # noqa: E402
 from tumornb.paths import RunDir  # noqa: E402
 from tumornb.phantom import write_phantom_dataset  # noqa: E402
 from tumornb.pipeline import evaluation_dataset, training_dataset  # noqa: E402
-from tumornb.training import (  # noqa: E402
-    TimeBudget,
-    TrainConfig,
-    TrainingSet,
-    real_training_set,
-    train_classifier,
-)
+from tumornb.training import TimeBudget, TrainConfig, train_classifier  # noqa: E402
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kaggle-sartaj-brain-mri"
 BATCH = 32

@@ -243,7 +243,7 @@ def test_grouped_resplit_keeps_each_patient_on_one_side_and_stays_stratified():
 def test_validation_split_keeps_patient_proxy_groups_together_after_a_resplit(phantom_dir, tmp_path):
     """Check that a grouped re-split leaves no duplicate across splits and validation respects groups."""
     from tumornb.audit import audit_dataset
-    from tumornb.training import real_training_set
+    from tumornb.datasets import real_training_set
 
     summary = audit_dataset(phantom_dir, tmp_path / "run", image_size=32, resplit="grouped", resplit_bits=4)
     assert summary["n_test_leaked"] == 0 and summary["resplit"]["groups_on_both_sides"] == 0

@@ -173,3 +173,20 @@ def test_headline_by_threshold_keeps_only_images_farther_than_each_threshold():
     table = headline_by_threshold(y, pred, bits, thresholds=(0, 4, 8), n_boot=50)
     assert table["test images kept"].tolist() == [6, 5, 3, 1]
     assert [row.split()[0] for row in table["accuracy"]] == ["0.667", "0.600", "0.333", "1.000"]
+
+
+def test_leakage_effect_subtracts_the_leak_free_value_from_all_images():
+    """Check the difference in points, per model and metric, and the note when a class empties."""
+    from tumornb.evaluation import ALL_IMAGES, LEAK_FREE, leakage_effect, missing_classes_note
+    from tumornb.metrics import Estimate
+
+    headline = {
+        LEAK_FREE: {"real": {"accuracy": Estimate(0.80, 0.7, 0.9)}},
+        ALL_IMAGES: {"real": {"accuracy": Estimate(0.95, 0.9, 0.99)}},
+    }
+    table = leakage_effect(headline, metrics=("accuracy",))
+    assert table.loc[("real", "accuracy"), "all minus leak-free (points)"] == 15.0
+    assert table.loc[("real", "accuracy"), LEAK_FREE] == str(Estimate(0.80, 0.7, 0.9))
+    composition = leakage_composition(np.array([0, 0, 1, 2]), np.array([0, 0, 1, 0], bool), ["a", "b", "c"])
+    assert missing_classes_note(composition).startswith("No b test images")
+    assert missing_classes_note(leakage_composition(np.array([0, 1]), np.zeros(2, bool), ["a", "b"])) == ""

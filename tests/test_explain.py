@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 keras = pytest.importorskip("keras")
@@ -137,3 +138,16 @@ def test_chapter_05_measures_the_pointing_game_in_the_smoke_run(smoke_run):
     assert rows["all"]["n"] == sum(rows[c]["n"] for c in ("glioma", "meningioma", "pituitary"))
     assert saved["predict_vs_chapter_04_max_difference"] < 1e-4
     assert saved["latency_ms"]["median"] > 0
+
+
+def test_pointing_verdict_quotes_the_scores_of_right_and_wrong_predictions():
+    """Check the sentence's numbers: overall score, chance and the hit rates of right and wrong ones."""
+    game = explain.PointingGame(
+        pd.DataFrame({"hit": [True, True, False, False], "chance": [0.1] * 4, "peak_row": 0, "peak_col": 0})
+    )
+    summary = explain.pointing_summary(game, ["glioma"] * 4, n_boot=50, seed=0)
+    sentence = explain.pointing_verdict(summary, game, np.array([True, True, True, False]))
+    assert "in 50% [95% CI" in sentence
+    assert "of 4 tumour images, against 10.0% by chance (5.0 times" in sentence
+    assert "67% of the correctly classified ones and 0% of the misclassified ones" in sentence
+    assert "none (no mistakes)" in explain.pointing_verdict(summary, game, np.ones(4, bool))

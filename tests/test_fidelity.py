@@ -104,8 +104,8 @@ def test_chapter_02_writes_the_fidelity_checks_in_the_smoke_run(smoke_run):
 @pytest.mark.slow
 def test_the_judge_is_reused_when_finished_and_retrained_when_its_settings_change(tmp_path):
     """Check that a second call with the same settings loads the judge, and other epochs retrain it."""
+    from tumornb.datasets import TrainingSet
     from tumornb.fidelity import train_judge
-    from tumornb.training import TrainingSet
 
     rng = np.random.default_rng(4)
     y_train, y_val = np.repeat(np.arange(4), 8), np.repeat(np.arange(4), 2)

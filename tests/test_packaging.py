@@ -72,3 +72,26 @@ def test_no_import_cycle_inside_the_package():
 
     cycles = sorted(module for module in graph if reaches(module, module, {module}))
     assert cycles == []
+
+
+def test_importing_tensorflow_through_the_package_prints_nothing():
+    """Check that TensorFlow's C++ start-up lines do not reach the terminal (tumornb.backend)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import tumornb.training; print('imported')"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "imported"
+    assert "oneDNN" not in done.stderr and "absl" not in done.stderr, done.stderr
+
+
+def test_api_page_documents_every_module():
+    """Check that the book's API reference names every module of the package (the CLI excepted)."""
+    page = (ROOT / "book" / "api.md").read_text()
+    documented = set(re.findall(r"^\.\. automodule:: tumornb\.(\w+)$", page, re.M))
+    modules = {p.stem for p in (ROOT / "tumornb").glob("*.py")} - {"__init__", "__main__", "cli"}
+    assert documented == modules

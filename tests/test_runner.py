@@ -163,3 +163,15 @@ def test_running_a_chapter_leaves_the_callers_environment_as_it_was(tmp_path, mo
     executed = nbformat.read(tmp_path / "run" / "notebooks" / "01_a.ipynb", as_version=4)
     assert executed.cells[-1].outputs[0].text == "3\n"  # the kernel got the quiet setting
     assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ and os.environ["PYTHONWARNINGS"] == "default"
+
+
+def test_a_chapter_run_prints_no_kernel_or_tensorflow_start_up_noise(tmp_path, capfd):
+    """Check the terminal and the executed chapter: no TCP-encryption warning, no TensorFlow notices."""
+    _notebook(tmp_path / "01_a.ipynb", "import tumornb.training", "print('trained nothing')")
+    run_chapters(tmp_path / "run", notebooks_dir=tmp_path, progress=False, log=lambda s: None)
+    terminal = capfd.readouterr().err
+    executed = nbformat.read(tmp_path / "run" / "notebooks" / "01_a.ipynb", as_version=4)
+    outputs = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert outputs.endswith("trained nothing\n")
+    for noise in ("without encryption", "oneDNN", "absl::InitializeLog"):
+        assert noise not in terminal and noise not in outputs, noise

@@ -14,16 +14,10 @@ tf = pytest.importorskip("tensorflow")
 
 from tumornb.audit import audit_dataset  # noqa: E402
 from tumornb.data import grouped_holdout, read_manifest  # noqa: E402
+from tumornb.datasets import add_synthetic, real_training_set, select_synthetic  # noqa: E402
 from tumornb.paths import RunDir  # noqa: E402
 from tumornb.pipeline import NO_AUGMENTATION  # noqa: E402
-from tumornb.training import (  # noqa: E402
-    TrainConfig,
-    add_synthetic,
-    load_trained,
-    real_training_set,
-    select_synthetic,
-    train_classifier,
-)
+from tumornb.training import TrainConfig, load_trained, train_classifier  # noqa: E402
 
 SIDE = 32
 
@@ -243,7 +237,7 @@ def test_mixed_precision_when_asked_and_float32_otherwise(eda_run, tmp_path):
 
 def test_validation_split_written_by_chapter_03_is_read_back_exactly(eda_run):
     """Check that validation_set returns the recorded images, whatever parameters come later."""
-    from tumornb.training import validation_set, write_validation_split
+    from tumornb.datasets import validation_set, write_validation_split
 
     ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=3)
     write_validation_split(eda_run, ts)
@@ -256,7 +250,7 @@ def test_validation_split_written_by_chapter_03_is_read_back_exactly(eda_run):
 
 def test_validation_set_without_chapter_03_says_what_to_run(tmp_path):
     """Check the error when validation.csv is missing."""
-    from tumornb.training import validation_set
+    from tumornb.datasets import validation_set
 
     with pytest.raises(FileNotFoundError, match="run chapter 03 first"):
         validation_set(tmp_path, SIDE)

@@ -121,14 +121,14 @@ def variant_training_set(
 
     Returns
     -------
-    tumornb.training.TrainingSet
+    tumornb.datasets.TrainingSet
 
     Raises
     ------
     ValueError
         For an unknown variant, or a synthetic variant in a run without chapter 02.
     """
-    from tumornb.training import TrainingSet, add_synthetic, real_training_set
+    from tumornb.datasets import TrainingSet, add_synthetic, real_training_set
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
@@ -459,7 +459,7 @@ class AblationResult:
         Repetitions left out because their configuration differs (see
         :func:`comparable_repetitions`), with the reason.
     probabilities : dict
-        ``(variant, seed) -> `` test probabilities, when :func:`evaluate_ablation` made them.
+        Test probabilities keyed by ``(variant, seed)``, when :func:`evaluate_ablation` made them.
     """
 
     per_run: pd.DataFrame
@@ -491,6 +491,7 @@ class AblationResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """Every table as records, for ``metrics.json``."""
         return {
             "per_run": self.per_run.to_dict(orient="records"),
             "per_seed_differences": self.differences.to_dict(orient="records"),

@@ -33,7 +33,11 @@ __all__ = ["build_book", "stage_book", "vega_offline_script"]
 #: Book pages that come before the chapters, from the project's ``book/`` folder.
 FRONT_PAGES = ("intro",)
 #: Pages after the chapters.
-BACK_PAGES = ("reproducibility", "cluster")
+BACK_PAGES = ("reproducibility", "cluster", "api")
+#: Jupyter Book adds every ``_static/*.css`` to every page: long code lines wrap at the page
+#: width instead of scrolling out of sight.
+BOOK_CSS = """div.cell_input pre, div.highlight pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+"""
 #: The page generated from the run's own files (:mod:`tumornb.reporting`), first after the chapters.
 REPORTING_PAGE = "reporting"
 
@@ -94,6 +98,7 @@ def stage_book(run_dir: str | os.PathLike[str], source_dir: str | os.PathLike[st
     for name in executed:
         shutil.copy(run.notebooks_dir / f"{name}.ipynb", source / "notebooks" / f"{name}.ipynb")
     (source / "_static" / "vega-offline.js").write_text(vega_offline_script())
+    (source / "_static" / "tumornb.css").write_text(BOOK_CSS)
     (source / f"{REPORTING_PAGE}.md").write_text(reporting_page(run.root, set(executed)))
 
     toc = {

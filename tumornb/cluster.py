@@ -107,9 +107,11 @@ class Task:
 
     @property
     def record(self) -> Path:
+        """The task's ``task.json``: who ran it, when, with what configuration."""
         return self.folder / RECORD_NAME
 
     def is_done(self) -> bool:
+        """Whether the task's result is already there (it is then skipped)."""
         return self.done.exists()
 
 
@@ -124,6 +126,7 @@ class TaskReport:
 
     @property
     def ok(self) -> bool:
+        """Whether no task failed."""
         return not self.failed
 
     def summary(self) -> str:

@@ -15,10 +15,10 @@ import pandas as pd
 from scipy import optimize
 
 from tumornb import metrics
+from tumornb.datasets import run_images
 from tumornb.dedup import nearest_distances
 from tumornb.metrics import Estimate
 from tumornb.paths import atomic_path
-from tumornb.training import run_images
 
 __all__ = [
     "ALL_IMAGES",
@@ -35,9 +35,12 @@ __all__ = [
     "headline_record",
     "leaking_test_rows",
     "leakage_composition",
+    "leakage_effect",
+    "missing_classes_note",
     "predict_in_batches",
     "predict_proba",
     "reliability_table",
+    "subsets_record",
     "temperature_effect",
     "test_set",
     "test_subsets",
@@ -229,6 +232,68 @@ def leakage_composition(labels: np.ndarray, leaks: np.ndarray, class_names: list
         {"all": every, "with a duplicate in training": leaked, "kept": every - leaked},
         index=pd.Index(class_names, name="class"),
     )
+
+
+def leakage_effect(
+    headline: dict[str, dict[str, dict[str, Estimate]]],
+    *,
+    metrics: tuple[str, ...] = ("accuracy", "balanced accuracy", "macro-F1"),
+) -> pd.DataFrame:
+    """How much the leaked test images flatter each model: all images minus leak-free, in points.
+
+    Parameters
+    ----------
+    headline : dict
+        :func:`headline_metrics`' result, holding both :data:`LEAK_FREE` and :data:`ALL_IMAGES`.
+    metrics : tuple of str
+        The headline metrics to show.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by (model, metric): each subset's estimate as text, and the difference.
+    """
+    rows = {}
+    for name in headline[LEAK_FREE]:
+        for metric in metrics:
+            clean, every = headline[LEAK_FREE][name][metric], headline[ALL_IMAGES][name][metric]
+            rows[(name, metric)] = {
+                LEAK_FREE: str(clean),
+                ALL_IMAGES: str(every),
+                "all minus leak-free (points)": round(100 * (every.value - clean.value), 1),
+            }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def missing_classes_note(composition: pd.DataFrame) -> str:
+    """A warning when leaving the leaked test images out empties a class, else ``""``.
+
+    Parameters
+    ----------
+    composition : DataFrame
+        :func:`leakage_composition`'s table.
+    """
+    emptied = composition.index[composition["kept"] == 0].tolist()
+    if not emptied:
+        return ""
+    return (
+        f"No {', '.join(emptied)} test images are free of a duplicate in training: the leak-free "
+        "numbers average over fewer classes, in other proportions, than those on all test images "
+        "(balanced accuracy and macro-F1 weigh each remaining class equally)."
+    )
+
+
+def subsets_record(subsets: dict[str, np.ndarray], groups: np.ndarray) -> dict[str, dict[str, int]]:
+    """Images and bootstrap groups per test subset, for ``metrics.json``.
+
+    Parameters
+    ----------
+    subsets : dict of str to ndarray of bool, shape (n_test,)
+        From :func:`test_subsets`.
+    groups : ndarray of shape (n_test,)
+        From :func:`bootstrap_groups`.
+    """
+    return {s: {"images": int(m.sum()), "groups": len(np.unique(groups[m]))} for s, m in subsets.items()}
 
 
 def predict_proba(model, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:

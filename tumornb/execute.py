@@ -32,6 +32,9 @@ __all__ = [
 # TensorFlow's C++ logging writes timestamps into cell output; keep kernels quiet. oneDNN stays
 # on (its one start-up notice goes to stderr, which the book hides): here it trains CNNs ~1.4x faster.
 KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+# ipykernel warns at every start that a local kernel talks over TCP without encryption; a cell's
+# error still reaches papermill, which reports it, so the kernel logs only its own errors.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 class ExecutionFailed(RuntimeError):
@@ -124,6 +127,7 @@ def execute_notebook(
                 cwd=str(cwd or notebook.parent),
                 progress_bar=progress,
                 log_output=False,
+                extra_arguments=KERNEL_ARGUMENTS,
             )
     except PapermillExecutionError as exc:
         os.replace(partial, failed)

@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
+from tumornb.backend import keras, tf
 from tumornb.paths import atomic_path
 
 __all__ = [
+    "cam_captions",
+    "pointing_verdict",
     "PointingGame",
     "grad_cam",
     "last_feature_layer",
@@ -265,3 +267,33 @@ def write_overlays(
                 raise OSError(f"could not write {target}")
         written.append(target)
     return written
+
+
+def cam_captions(true: Sequence[str], predicted: Sequence[str], confidence: Sequence[float]) -> list[str]:
+    """Two-line captions for heat-map panels: ``"true -> predicted"`` and the confidence."""
+    return [f"{t} -> {p}\n{c:.0%}" for t, p, c in zip(true, predicted, confidence, strict=True)]
+
+
+def pointing_verdict(pointing: pd.DataFrame, game: PointingGame, right: np.ndarray) -> str:
+    """What the pointing game measured, in one sentence with its interval and chance level.
+
+    Parameters
+    ----------
+    pointing : DataFrame
+        :func:`pointing_summary`'s table; its last row pools every image.
+    game : PointingGame
+        The game it summarises.
+    right : ndarray of bool, shape (n,)
+        Whether the classifier got each of the game's images right.
+    """
+    overall, right = pointing.iloc[-1], np.asarray(right, bool)
+    hits = game.table["hit"].to_numpy()
+    right_share = f"{hits[right].mean():.0%}" if right.any() else "none (no right answers)"
+    wrong_share = f"{hits[~right].mean():.0%}" if (~right).any() else "none (no mistakes)"
+    return (
+        f"**Measured.** The peak of the heat map falls inside the lesion in {overall['score']:.0%} "
+        f"[95% CI {overall['low']:.0%} to {overall['high']:.0%}] of {int(overall['n'])} tumour images, "
+        f"against {overall['chance']:.1%} by chance ({overall['score'] / overall['chance']:.1f} times "
+        f"chance); {right_share} of the correctly classified ones and {wrong_share} of the "
+        "misclassified ones."
+    )

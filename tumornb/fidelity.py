@@ -37,6 +37,7 @@ __all__ = [
     "class_fidelity",
     "classification_accuracy_score",
     "judge_encoder",
+    "checks_record",
     "keep_faithful",
     "record_judgement",
     "train_judge",
@@ -72,7 +73,7 @@ class Fidelity:
         return float(self.table.drop(index="all")["ratio"].min())
 
     def verdict(self, *, overall: float = 0.9, per_class: float = 0.8) -> str:
-        """One sentence from the numbers: do the images carry their class?
+        """Say in one sentence, from the numbers, whether the images carry their class.
 
         Parameters
         ----------
@@ -240,7 +241,7 @@ def train_judge(real, out_dir: str | Path, *, epochs: int, seed: int = 0, progre
 
     Parameters
     ----------
-    real : tumornb.training.TrainingSet
+    real : tumornb.datasets.TrainingSet
         Real training and validation images (never synthetic or test images).
     out_dir : path-like
         Where the judge is stored, e.g. ``RunDir(...).fidelity_dir("judge")``.
@@ -268,8 +269,10 @@ def train_judge(real, out_dir: str | Path, *, epochs: int, seed: int = 0, progre
 
 
 def _fit_or_reuse(data, out_dir, config, *, class_names, role, progress):
-    """``train_classifier`` on ``data = (x_train, y_train, x_val, y_val)``, or the finished run in
-    ``out_dir`` when it was trained for the same role, configuration and number of images."""
+    """Train on ``data = (x_train, y_train, x_val, y_val)``, or reuse the finished run in ``out_dir``.
+
+    The run is reused when it was trained for the same role, configuration and number of images.
+    """
     from tumornb.training import load_trained, train_classifier
 
     x_train, y_train, x_val, y_val = data
@@ -357,4 +360,45 @@ def classification_accuracy_score(
             if (real_labels == k).any()
         },
         "n_train": int((~held).sum()),
+    }
+
+
+def checks_record(
+    fidelity_of: dict[str, Fidelity],
+    cas: dict[str, dict],
+    kept: np.ndarray,
+    written: pd.DataFrame,
+    *,
+    judge_info: dict,
+    seed: int,
+) -> dict:
+    """Chapter 02's class-fidelity numbers, as plain values for ``fidelity.json``.
+
+    Parameters
+    ----------
+    fidelity_of : dict of str to Fidelity
+        GAN variant to what :func:`class_fidelity` found for its images.
+    cas : dict of str to dict
+        GAN variant to its :func:`classification_accuracy_score`.
+    kept : ndarray of bool, shape (n_synthetic,)
+        Which of the conditional GAN's sample images :func:`keep_faithful` keeps.
+    written : DataFrame
+        Per class of the written images: ``written``, ``faithful`` and what chapter 03 mixes in.
+    judge_info : dict
+        The judge's ``train.json`` facts (``epochs_run``, ``n_train``).
+    seed : int
+        The run's seed.
+    """
+    return {
+        "seed": seed,
+        "judge": {"epochs_run": judge_info["epochs_run"], "n_train": judge_info["n_train"]},
+        "fidelity": {v: f.table.to_dict(orient="index") for v, f in fidelity_of.items()},
+        "confusion": {v: f.confusion.to_dict(orient="index") for v, f in fidelity_of.items()},
+        "classification_accuracy_score": cas,
+        "filter": {
+            "min_confidence": FILTER_CONFIDENCE,
+            "kept": int(np.sum(kept)),
+            "of": len(kept),
+            "written_images": written.to_dict(orient="index"),
+        },
     }

@@ -32,10 +32,9 @@ Images are float tensors in [-1, 1] inside this module; :func:`to_uint8` and
 
 from __future__ import annotations
 
-import keras
 import numpy as np
-import tensorflow as tf
-from keras import layers
+
+from tumornb.backend import keras, layers, tf
 
 __all__ = [
     "DGAN",
@@ -241,6 +240,7 @@ class DGAN(keras.Model):
         self.d_optimizer.build(self.discriminator.trainable_variables)
 
     def call(self, inputs, training=False):
+        """Images from ``[noise, labels]`` drawn by the averaged generator."""
         return self.ema_generator(inputs, training=training)
 
     def _step_seeds(self, n: int) -> tf.Tensor:

@@ -29,6 +29,7 @@ __all__ = [
     "bootstrap_draws",
     "classification_summary",
     "comparison_table",
+    "comparisons_record",
     "describe",
     "format_p",
     "holm",
@@ -264,6 +265,7 @@ class Comparison:
     p_value: float
 
     def significant(self, alpha: float = 0.05) -> bool:
+        """Whether the p-value is below ``alpha``."""
         return self.p_value < alpha
 
 
@@ -441,6 +443,15 @@ def table_comparisons(
             r["p (Holm)"],
         )
         for r in rows
+    ]
+
+
+def comparisons_record(comparisons: dict[str, list[tuple[str, Comparison]]]) -> list[dict]:
+    """:func:`paired_comparisons`' result as plain values, one record per subset and metric."""
+    return [
+        {"test images": s, "metric": c.metric, "difference": vars(c.difference), "p_value": c.p_value}
+        for s, pairs in comparisons.items()
+        for _, c in pairs
     ]
 
 

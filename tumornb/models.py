@@ -31,8 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import keras
-from keras import layers
+from tumornb.backend import keras, layers
 
 __all__ = ["MODELS", "build_model", "compile_model", "seed_cnn", "tumornb_cnn"]
 

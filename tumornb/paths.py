@@ -28,7 +28,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RunDir", "atomic_path"]
+__all__ = ["NOTEBOOK_RUN_DIR", "RUN_DIR_ENV", "RunDir", "atomic_path"]
+
+#: Where a chapter opened in Jupyter writes when its ``run_dir`` parameter is None
+#: (relative to the notebooks folder), unless :data:`RUN_DIR_ENV` names another folder.
+NOTEBOOK_RUN_DIR = "../runs/notebook"
+#: The environment variable that redirects such chapters (the test suite points it at a temporary folder).
+RUN_DIR_ENV = "TUMORNB_RUN_DIR"
 
 
 @dataclass(frozen=True)
@@ -37,29 +43,36 @@ class RunDir:
 
     Parameters
     ----------
-    root : path-like
-        The run directory; created on first use by the writers, not here.
+    root : path-like, optional
+        The run directory; created on first use by the writers, not here. None: the
+        folder named by ``$TUMORNB_RUN_DIR``, else :data:`NOTEBOOK_RUN_DIR`.
     """
 
     root: Path
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        if root is None:
+            root = os.environ.get(RUN_DIR_ENV) or NOTEBOOK_RUN_DIR
         object.__setattr__(self, "root", Path(root).expanduser().resolve())
 
     @property
     def phantom_dir(self) -> Path:
+        """The embedded phantom dataset, when the run has no ``--data-dir``."""
         return self.root / "data"
 
     @property
     def manifest(self) -> Path:
+        """Chapter 01's manifest: one row per file found."""
         return self.root / "manifest.csv"
 
     @property
     def eda_summary(self) -> Path:
+        """Chapter 01's counts, duplicates and leakage."""
         return self.root / "eda_summary.json"
 
     @property
     def cache_dir(self) -> Path:
+        """Decoded image arrays, keyed by manifest and image size."""
         return self.root / "cache"
 
     def gan_dir(self, variant: str) -> Path:
@@ -68,10 +81,12 @@ class RunDir:
 
     @property
     def synthetic_dir(self) -> Path:
+        """Chapter 02's generated images, in the Kaggle layout."""
         return self.root / "synthetic"
 
     @property
     def synthetic_manifest(self) -> Path:
+        """One row per synthetic image: class, seed, generator hash, judge's verdict."""
         return self.synthetic_dir / "manifest.csv"
 
     def fidelity_dir(self, name: str = "") -> Path:
@@ -80,10 +95,12 @@ class RunDir:
 
     @property
     def fidelity_json(self) -> Path:
+        """Chapter 02's class-fidelity, quality and memorisation numbers."""
         return self.fidelity_dir() / "fidelity.json"
 
     @property
     def models_dir(self) -> Path:
+        """Chapter 03's trained classifiers, one folder per variant."""
         return self.root / "models"
 
     def model_dir(self, variant: str) -> Path:
@@ -97,22 +114,27 @@ class RunDir:
 
     @property
     def metrics(self) -> Path:
+        """Chapter 04's numbers with their intervals."""
         return self.root / "metrics.json"
 
     @property
     def predictions(self) -> Path:
+        """Chapter 04's class probabilities per test image and variant."""
         return self.root / "predictions.csv"
 
     @property
     def explanations(self) -> Path:
+        """Chapter 05's pointing-game scores and latency."""
         return self.root / "explanations.json"
 
     @property
     def notebooks_dir(self) -> Path:
+        """The executed chapters (papermill output)."""
         return self.root / "notebooks"
 
     @property
     def run_info(self) -> Path:
+        """What ``tumornb run`` was asked to do: profile, parameters, versions."""
         return self.root / "run.json"
 
 

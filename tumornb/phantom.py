@@ -137,6 +137,196 @@ def _place_lesion(label, rng, view, brain_ax, brain_ay, brain_cy):
     ), radius
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """A slice's pixel grid in head coordinates (unit: about half the shorter side), and its head."""
+
+    x: np.ndarray
+    y: np.ndarray
+    px: float  # one pixel, in head units: the softness of tissue edges
+    head_ax: float
+    head_ay: float
+    scalp_t: float
+    skull_t: float
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.x.shape
+
+    @property
+    def brain_ax(self) -> float:
+        return self.head_ax - self.scalp_t - self.skull_t
+
+    @property
+    def brain_ay(self) -> float:
+        return self.head_ay - self.scalp_t - self.skull_t
+
+    brain_cy = 0.0
+
+    def brain_distance(self) -> np.ndarray:
+        return _ellipse_distance(self.x, self.y, 0, self.brain_cy, self.brain_ax, self.brain_ay)
+
+
+def _head_frame(rng: np.random.Generator, shape: tuple[int, int], view: str) -> _Frame:
+    """A random pose of the head on the pixel grid, and the head's outline for ``view``."""
+    height, width = shape
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    half = min(height, width) / 2
+    xx, yy = (xx - width / 2 + 0.5) / half, (yy - height / 2 + 0.5) / half
+    theta = rng.normal(0, 0.12)
+    scale = rng.uniform(0.8, 0.97)
+    dx, dy = rng.normal(0, 0.04, size=2)
+    x = (np.cos(theta) * xx + np.sin(theta) * yy) / scale - dx
+    y = (-np.sin(theta) * xx + np.cos(theta) * yy) / scale - dy
+    # Axial heads are taller than wide, sagittal ones wider than tall.
+    head_ax, head_ay = {
+        "axial": (rng.uniform(0.74, 0.84), rng.uniform(0.9, 0.98)),
+        "coronal": (rng.uniform(0.8, 0.9), rng.uniform(0.84, 0.94)),
+        "sagittal": (rng.uniform(0.9, 0.98), rng.uniform(0.78, 0.88)),
+    }[view]
+    scalp_t, skull_t = rng.uniform(0.05, 0.08), rng.uniform(0.04, 0.07)
+    return _Frame(x, y, 1.0 / half, head_ax, head_ay, scalp_t, skull_t)
+
+
+def _scalp_and_skull(frame: _Frame, tissue: dict[str, float]) -> np.ndarray:
+    """The head's outer layers: bright scalp fat around dark cortical bone."""
+    head = _ellipse_distance(frame.x, frame.y, 0, 0, frame.head_ax, frame.head_ay)
+    image = tissue["scalp"] * _inside(head, 1.0, frame.px * 2)
+    return _blend(image, _inside(head, 1.0 - frame.scalp_t / frame.head_ax, frame.px * 2), tissue["skull"])
+
+
+def _brain(rng: np.random.Generator, frame: _Frame, view: str, tissue: dict[str, float]) -> np.ndarray:
+    """Folded cortex around white matter, the view's deep structures, and vessels."""
+    x, y, px, shape, cy = frame.x, frame.y, frame.px, frame.shape, frame.brain_cy
+    brain_d = frame.brain_distance()
+    angle = np.arctan2(y - cy, x)
+    # Cortex: a grey-matter ribbon whose inner edge folds into gyri, sulci of CSF.
+    phases = rng.uniform(0, 2 * np.pi, size=3)
+    folds = rng.integers(9, 15)
+    gyri = (
+        0.05 * np.sin(folds * angle + phases[0])
+        + 0.03 * np.sin(2.3 * folds * angle + phases[1])
+        + 0.03 * _smooth_noise(rng, shape, 6)
+    )
+    wm_edge = rng.uniform(0.7, 0.8) + gyri
+    texture = 0.03 * _smooth_noise(rng, shape, 24)
+    brain_img = tissue["gm"] + texture
+    white = _inside(brain_d, wm_edge, px * 3 / frame.brain_ax)
+    brain_img = _blend(brain_img, white, tissue["wm"] + texture)
+    sulci = (np.cos(folds * angle + phases[2]) > 0.93) & (brain_d > wm_edge + 0.05)
+    brain_img = _blend(brain_img, cv2.GaussianBlur(sulci.astype(np.float32), (0, 0), 1.0), tissue["csf"])
+    brain_img = _deep_structures(rng, frame, view, tissue, brain_img)
+    # Vessels: small bright dots in every class, so brightness alone is no label.
+    for _ in range(rng.integers(2, 7)):
+        r, a = rng.uniform(0.1, 0.85), rng.uniform(0, 2 * np.pi)
+        dot = _ellipse_distance(
+            x, y, r * frame.brain_ax * np.cos(a), cy + r * frame.brain_ay * np.sin(a), 0.02, 0.02
+        )
+        brain_img = _blend(brain_img, _inside(dot, 1.0, 0.5) * rng.uniform(0.3, 0.8), tissue["vessel"])
+    return brain_img
+
+
+def _deep_structures(
+    rng: np.random.Generator, frame: _Frame, view: str, tissue: dict[str, float], brain_img: np.ndarray
+) -> np.ndarray:
+    """Ventricles in axial and coronal slices; corpus callosum, brainstem and cerebellum in sagittal."""
+    x, y, cy = frame.x, frame.y, frame.brain_cy
+    if view in ("axial", "coronal"):
+        # Lateral ventricles: two CSF lobes either side of the midline.
+        v_size = rng.uniform(0.6, 1.4)
+        for side in (-1, 1):
+            vx, vy = side * rng.uniform(0.07, 0.11), cy + rng.uniform(-0.12, 0.04)
+            lobe = _ellipse_distance(
+                x, y, vx, vy, 0.06 * v_size, (0.26 if view == "axial" else 0.12) * v_size
+            )
+            brain_img = _blend(brain_img, _inside(lobe, 1.0, 0.15), tissue["csf"])
+        return brain_img
+    cc = _ellipse_distance(x, y, 0.05, cy - 0.02, 0.42, 0.2)
+    brain_img = _blend(brain_img, _inside(np.abs(cc - 1.0), 0.12, 0.05) * (y < cy), tissue["wm"])
+    stem = _ellipse_distance(x, y, 0.12, cy + 0.62 * frame.brain_ay, 0.09, 0.3)
+    brain_img = _blend(brain_img, _inside(stem, 1.0, 0.1), tissue["wm"] * 0.9 + tissue["gm"] * 0.1)
+    cereb = _ellipse_distance(x, y, -0.42 * frame.brain_ax, cy + 0.5 * frame.brain_ay, 0.28, 0.2)
+    folia = 0.5 + 0.5 * np.sin(40 * y + 8 * x)
+    return _blend(
+        brain_img,
+        _inside(cereb, 1.0, 0.08),
+        tissue["gm"] + 0.12 * folia * (tissue["wm"] - tissue["gm"]),
+    )
+
+
+def _lesion(
+    rng: np.random.Generator,
+    label: str,
+    frame: _Frame,
+    view: str,
+    tissue: dict[str, float],
+    brain_img: np.ndarray,
+    brain_w: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw the class's lesion into the brain: the new brain, brain weight and lesion mask."""
+    x, y, px, shape = frame.x, frame.y, frame.px, frame.shape
+    if label == "notumor":
+        return brain_img, brain_w, np.zeros(shape, dtype=bool)
+    (cx, cy), radius = _place_lesion(label, rng, view, frame.brain_ax, frame.brain_ay, frame.brain_cy)
+    # Fainter lesions, or ones nearly isointense with brain (as meningiomas are on
+    # T1), left a 1,200-image phantom unlearnable in 20 epochs: chance accuracy.
+    strength = rng.uniform(0.6, 1.0)
+    d = _ellipse_distance(x, y, cx, cy, radius, radius * rng.uniform(0.75, 1.25))
+    if label == "glioma":
+        edge = (
+            1.0
+            + 0.25 * _smooth_noise(rng, shape, 10)
+            + 0.12 * np.sin(5 * np.arctan2(y - cy, x - cx) + rng.uniform(0, 6))
+        )
+        oedema = _inside(d, edge + rng.uniform(0.5, 1.2), 0.5) * brain_w
+        brain_img = _blend(brain_img, strength * oedema, tissue["oedema"])
+        lesion = _inside(d, edge, px * 2 / radius)
+        core = 0.5 + 0.5 * np.clip(1 - d / np.maximum(edge, 0.1), 0, 1)
+        value = tissue["rim"] + (tissue["mass"] - tissue["rim"]) * core
+        necrotic = _inside(d, edge * rng.uniform(0.0, 0.55), 0.2)
+        value = _blend(value, necrotic, tissue["necrosis"]) + 0.05 * _smooth_noise(rng, shape, 30)
+    elif label == "meningioma":
+        lesion = _inside(d, 1.0, px * 2 / radius)
+        value = tissue["extra"] + 0.02 * _smooth_noise(rng, shape, 20)
+    else:
+        lesion = _inside(d, 1.0, px * 2 / radius)
+        value = tissue["pit"] + 0.03 * _smooth_noise(rng, shape, 20)
+    if label != "meningioma":
+        lesion = lesion * brain_w
+    brain_img = _blend(brain_img, strength * lesion, value)
+    # Extra-axial masses belong to the "brain" area too.
+    return brain_img, np.maximum(brain_w, lesion), lesion > 0.5
+
+
+def _scanner(
+    rng: np.random.Generator, image: np.ndarray, out_shape: tuple[int, int]
+) -> tuple[np.ndarray, Callable[[np.ndarray, int], np.ndarray]]:
+    """Scanner physics on the rendered image: blur, bias field, resizing, Rician noise, uint8.
+
+    Returns the pixels and the function that brings a mask drawn on the render grid to
+    ``out_shape`` (nearest neighbour for masks, linear for weights).
+    """
+    shape = image.shape
+    image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 1.0))
+    image *= 1.0 + rng.uniform(0.05, 0.2) * _smooth_noise(rng, shape, 3)
+    size = (out_shape[1], out_shape[0])
+
+    def to_output(array: np.ndarray, interpolation: int) -> np.ndarray:
+        return array if out_shape == shape else cv2.resize(array, size, interpolation=interpolation)
+
+    image = to_output(image, cv2.INTER_LINEAR)
+    sigma = rng.uniform(0.015, 0.05)
+    # Rician: the magnitude of a complex signal with Gaussian noise in both channels.
+    # OpenCV's generator, reseeded from ``rng``, is several times faster than numpy's here.
+    real, imag = np.empty(out_shape, np.float32), np.empty(out_shape, np.float32)
+    cv2.setRNGSeed(int(rng.integers(2**31)))
+    cv2.randn(real, 0.0, sigma)
+    cv2.randn(imag, 0.0, sigma)
+    noisy = cv2.magnitude(image + real, imag)
+    gain = 255.0 * rng.uniform(0.85, 1.0) / max(float(image.max()) + 2 * sigma, 1e-6)
+    return cv2.convertScaleAbs(noisy, alpha=gain), to_output  # scaled, rounded, saturated to uint8
+
+
 def make_slice(
     label: str,
     *,
@@ -147,6 +337,10 @@ def make_slice(
     sequence: str | None = None,
 ) -> PhantomSlice:
     """Draw one synthetic brain-MRI slice of class ``label``.
+
+    Four steps, each its own function: the head's pose and outline (:func:`_head_frame`),
+    the anatomy (:func:`_scalp_and_skull`, :func:`_brain`), the class's lesion
+    (:func:`_lesion`) and the scanner (:func:`_scanner`).
 
     Parameters
     ----------
@@ -173,136 +367,15 @@ def make_slice(
     # Anatomy is drawn on a grid of at most _RENDER_SIDE pixels on the short side and
     # resized; only noise is added at full size. Keeps a 512x512 slice cheap.
     zoom = min(1.0, _RENDER_SIDE / min(height, width))
-    out_shape = (height, width)
-    height, width = max(1, round(height * zoom)), max(1, round(width * zoom))
-    shape = (height, width)
-
-    # Pixel grid in head coordinates: unit ~ half the shorter side; random pose.
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    half = min(height, width) / 2
-    px = 1.0 / half  # one pixel, in head units: edge softness
-    xx, yy = (xx - width / 2 + 0.5) / half, (yy - height / 2 + 0.5) / half
-    theta = rng.normal(0, 0.12)
-    scale = rng.uniform(0.8, 0.97)
-    dx, dy = rng.normal(0, 0.04, size=2)
-    x = (np.cos(theta) * xx + np.sin(theta) * yy) / scale - dx
-    y = (-np.sin(theta) * xx + np.cos(theta) * yy) / scale - dy
-
-    # Head outline by view: axial is taller than wide, sagittal wider than tall.
-    head_ax, head_ay = {
-        "axial": (rng.uniform(0.74, 0.84), rng.uniform(0.9, 0.98)),
-        "coronal": (rng.uniform(0.8, 0.9), rng.uniform(0.84, 0.94)),
-        "sagittal": (rng.uniform(0.9, 0.98), rng.uniform(0.78, 0.88)),
-    }[view]
-    head = _ellipse_distance(x, y, 0, 0, head_ax, head_ay)
-    scalp_t, skull_t = rng.uniform(0.05, 0.08), rng.uniform(0.04, 0.07)
-    brain_ax, brain_ay = head_ax - scalp_t - skull_t, head_ay - scalp_t - skull_t
-    brain_cy = 0.0
-    brain_d = _ellipse_distance(x, y, 0, brain_cy, brain_ax, brain_ay)
-    angle = np.arctan2(y - brain_cy, x)
-
-    image = tissue["scalp"] * _inside(head, 1.0, px * 2)
-    image = _blend(image, _inside(head, 1.0 - scalp_t / head_ax, px * 2), tissue["skull"])
-    brain_w = _inside(brain_d, 1.0, px * 2)
-
-    # Cortex: a grey-matter ribbon whose inner edge folds into gyri, sulci of CSF.
-    phases = rng.uniform(0, 2 * np.pi, size=3)
-    folds = rng.integers(9, 15)
-    gyri = (
-        0.05 * np.sin(folds * angle + phases[0])
-        + 0.03 * np.sin(2.3 * folds * angle + phases[1])
-        + 0.03 * _smooth_noise(rng, shape, 6)
-    )
-    wm_edge = rng.uniform(0.7, 0.8) + gyri
-    texture = 0.03 * _smooth_noise(rng, shape, 24)
-    brain_img = tissue["gm"] + texture
-    brain_img = _blend(brain_img, _inside(brain_d, wm_edge, px * 3 / brain_ax), tissue["wm"] + texture)
-    sulci = (np.cos(folds * angle + phases[2]) > 0.93) & (brain_d > wm_edge + 0.05)
-    brain_img = _blend(brain_img, cv2.GaussianBlur(sulci.astype(np.float32), (0, 0), 1.0), tissue["csf"])
-
-    if view in ("axial", "coronal"):
-        # Lateral ventricles: two CSF lobes either side of the midline.
-        v_size = rng.uniform(0.6, 1.4)
-        for side in (-1, 1):
-            vx, vy = side * rng.uniform(0.07, 0.11), brain_cy + rng.uniform(-0.12, 0.04)
-            lobe = _ellipse_distance(
-                x, y, vx, vy, 0.06 * v_size, (0.26 if view == "axial" else 0.12) * v_size
-            )
-            brain_img = _blend(brain_img, _inside(lobe, 1.0, 0.15), tissue["csf"])
-    else:
-        # Corpus callosum arc, brainstem and cerebellum.
-        cc = _ellipse_distance(x, y, 0.05, brain_cy - 0.02, 0.42, 0.2)
-        brain_img = _blend(brain_img, _inside(np.abs(cc - 1.0), 0.12, 0.05) * (y < brain_cy), tissue["wm"])
-        stem = _ellipse_distance(x, y, 0.12, brain_cy + 0.62 * brain_ay, 0.09, 0.3)
-        brain_img = _blend(brain_img, _inside(stem, 1.0, 0.1), tissue["wm"] * 0.9 + tissue["gm"] * 0.1)
-        cereb = _ellipse_distance(x, y, -0.42 * brain_ax, brain_cy + 0.5 * brain_ay, 0.28, 0.2)
-        folia = 0.5 + 0.5 * np.sin(40 * y + 8 * x)
-        brain_img = _blend(
-            brain_img,
-            _inside(cereb, 1.0, 0.08),
-            tissue["gm"] + 0.12 * folia * (tissue["wm"] - tissue["gm"]),
-        )
-
-    # Vessels: small bright dots in every class, so brightness alone is no label.
-    for _ in range(rng.integers(2, 7)):
-        r, a = rng.uniform(0.1, 0.85), rng.uniform(0, 2 * np.pi)
-        dot = _ellipse_distance(
-            x, y, r * brain_ax * np.cos(a), brain_cy + r * brain_ay * np.sin(a), 0.02, 0.02
-        )
-        brain_img = _blend(brain_img, _inside(dot, 1.0, 0.5) * rng.uniform(0.3, 0.8), tissue["vessel"])
-
-    mask = np.zeros(shape, dtype=bool)
-    if label != "notumor":
-        (cx, cy), radius = _place_lesion(label, rng, view, brain_ax, brain_ay, brain_cy)
-        # Fainter lesions, or ones nearly isointense with brain (as meningiomas are on
-        # T1), left a 1,200-image phantom unlearnable in 20 epochs: chance accuracy.
-        strength = rng.uniform(0.6, 1.0)
-        d = _ellipse_distance(x, y, cx, cy, radius, radius * rng.uniform(0.75, 1.25))
-        if label == "glioma":
-            edge = (
-                1.0
-                + 0.25 * _smooth_noise(rng, shape, 10)
-                + 0.12 * np.sin(5 * np.arctan2(y - cy, x - cx) + rng.uniform(0, 6))
-            )
-            oedema = _inside(d, edge + rng.uniform(0.5, 1.2), 0.5) * brain_w
-            brain_img = _blend(brain_img, strength * oedema, tissue["oedema"])
-            lesion = _inside(d, edge, px * 2 / radius)
-            core = 0.5 + 0.5 * np.clip(1 - d / np.maximum(edge, 0.1), 0, 1)
-            value = tissue["rim"] + (tissue["mass"] - tissue["rim"]) * core
-            necrotic = _inside(d, edge * rng.uniform(0.0, 0.55), 0.2)
-            value = _blend(value, necrotic, tissue["necrosis"]) + 0.05 * _smooth_noise(rng, shape, 30)
-        elif label == "meningioma":
-            lesion = _inside(d, 1.0, px * 2 / radius)
-            value = tissue["extra"] + 0.02 * _smooth_noise(rng, shape, 20)
-        else:
-            lesion = _inside(d, 1.0, px * 2 / radius)
-            value = tissue["pit"] + 0.03 * _smooth_noise(rng, shape, 20)
-        if label != "meningioma":
-            lesion = lesion * brain_w
-        brain_img = _blend(brain_img, strength * lesion, value)
-        mask = lesion > 0.5
-        brain_w = np.maximum(brain_w, lesion)  # extra-axial masses belong to the "brain" area
-
+    frame = _head_frame(rng, (max(1, round(height * zoom)), max(1, round(width * zoom))), view)
+    image = _scalp_and_skull(frame, tissue)
+    brain_w = _inside(frame.brain_distance(), 1.0, frame.px * 2)
+    brain_img = _brain(rng, frame, view, tissue)
+    brain_img, brain_w, mask = _lesion(rng, label, frame, view, tissue, brain_img, brain_w)
     image = _blend(image, brain_w, brain_img).astype(np.float32)
-    # Scanner physics: slight blur, multiplicative bias field, Rician noise.
-    image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 1.0))
-    image *= 1.0 + rng.uniform(0.05, 0.2) * _smooth_noise(rng, shape, 3)
-    if out_shape != shape:
-        size = (out_shape[1], out_shape[0])
-        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
-        mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-        brain_w = cv2.resize(brain_w.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
-        shape = out_shape
-    sigma = rng.uniform(0.015, 0.05)
-    # Rician: the magnitude of a complex signal with Gaussian noise in both channels.
-    # OpenCV's generator, reseeded from ``rng``, is several times faster than numpy's here.
-    real, imag = np.empty(shape, np.float32), np.empty(shape, np.float32)
-    cv2.setRNGSeed(int(rng.integers(2**31)))
-    cv2.randn(real, 0.0, sigma)
-    cv2.randn(imag, 0.0, sigma)
-    noisy = cv2.magnitude(image + real, imag)
-    gain = 255.0 * rng.uniform(0.85, 1.0) / max(float(image.max()) + 2 * sigma, 1e-6)
-    pixels = cv2.convertScaleAbs(noisy, alpha=gain)  # scales, rounds and saturates to uint8
+    pixels, to_output = _scanner(rng, image, (height, width))
+    mask = to_output(mask.astype(np.uint8), cv2.INTER_NEAREST).astype(bool)
+    brain_w = to_output(brain_w.astype(np.float32), cv2.INTER_LINEAR)
     return PhantomSlice(pixels, mask, (brain_w > 0.5) | mask, view, sequence)
 
 

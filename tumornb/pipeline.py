@@ -17,7 +17,8 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import tensorflow as tf
+
+from tumornb.backend import tf
 
 __all__ = ["Augmentation", "augment_batch", "evaluation_dataset", "one_hot", "training_dataset"]
 
@@ -46,6 +47,7 @@ class Augmentation:
     flip: bool = True
 
     def to_dict(self) -> dict:
+        """The settings, for ``train.json``."""
         return asdict(self)
 
 

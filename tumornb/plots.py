@@ -1,5 +1,6 @@
-"""Figures for the chapters: Altair where a reader wants to hover and zoom,
-matplotlib/seaborn where a static figure reads better.
+"""Figures for the chapters.
+
+Altair where a reader wants to hover and zoom, matplotlib/seaborn where a static figure reads better.
 
 Every matplotlib function takes ``ax=None`` (or returns a new figure) so the
 notebooks can compose them; every Altair function returns a chart.

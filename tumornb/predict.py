@@ -17,11 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
+from tumornb.backend import keras, tf
 from tumornb.data import UnreadableImage, load_image_file, preprocessing_spec
 from tumornb.evaluation import predict_in_batches
 

@@ -141,8 +141,10 @@ def nearest_neighbours(queries: np.ndarray, reference: np.ndarray, *, exclude_se
 
 
 def _squared_distance_blocks(queries: np.ndarray, reference: np.ndarray, *, block: int = 512):
-    """``(start, d2)`` for blocks of ``block`` query rows: squared Euclidean distances to every
-    reference row, ``block x m`` at a time, so memory does not grow with ``n x m x d``."""
+    """Yield ``(start, d2)``: squared Euclidean distances from ``block`` query rows to every reference row.
+
+    ``block x m`` at a time, so memory does not grow with ``n x m x d``.
+    """
     q, r = np.asarray(queries, np.float64), np.asarray(reference, np.float64)
     r_sq = (r**2).sum(1)
     for start in range(0, len(q), block):
@@ -326,6 +328,16 @@ class Memorisation:
     fresh_distances: np.ndarray
     false_flag_rate: float
     copying_p: float
+
+    def to_dict(self) -> dict:
+        """The counts, threshold and test result, as plain numbers for a JSON file."""
+        return {
+            "near_copies": int(self.table["near_copy"].sum()),
+            "of": len(self.table),
+            "threshold": float(self.threshold),
+            "expected_false_flag_rate": float(self.false_flag_rate),
+            "copying_p": float(self.copying_p),
+        }
 
     def summary(self) -> str:
         """One sentence: how many near-copies, against how many a copy-free generator would show."""

@@ -23,22 +23,29 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
-import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
+from tumornb.backend import keras, tf
 from tumornb.gan import DGAN
 from tumornb.paths import atomic_path
 from tumornb.pipeline import training_dataset
 from tumornb.training import closing_history, resume_point
 
-__all__ = ["GANConfig", "TrainedGAN", "class_counts", "saved_grids", "train_gan", "write_synthetic"]
+__all__ = [
+    "GANConfig",
+    "TrainedGAN",
+    "class_counts",
+    "gan_table",
+    "saved_grids",
+    "train_gan",
+    "write_synthetic",
+]
 
 VARIANTS = ("conditional", "per_class")
 
@@ -103,6 +110,26 @@ class TrainedGAN:
         if self.config.variant == "conditional":
             return self.models["all"].generate(np.full(n, self.class_names.index(label)), seed=seed)
         return self.models[label].generate(np.zeros(n, int), seed=seed)
+
+
+def gan_table(gans: Mapping[str, TrainedGAN]) -> pd.DataFrame:
+    """One row per GAN variant: how many networks, epochs, generator size and wall time.
+
+    Parameters
+    ----------
+    gans : mapping of str to TrainedGAN
+        Variant name to what :func:`train_gan` returned.
+    """
+    rows = {
+        variant: {
+            "GANs": len(gan.models),
+            "epochs": gan.config.epochs,
+            "generator parameters (each)": next(iter(gan.models.values())).generator.count_params(),
+            "wall time (s)": round(gan.info["wall_seconds"]),
+        }
+        for variant, gan in gans.items()
+    }
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def _sha256(path: Path) -> str:
