@@ -7,12 +7,12 @@ BIN     = $(VENV)/bin
 PROFILE ?= default
 RUN_DIR ?= runs/$(PROFILE)
 
-.PHONY: help venv book run ablation test test-fast lint format clean
+.PHONY: help venv browser book run ablation test test-fast lint format clean
 
 help:
 	@echo "make book   set up $(VENV), run every chapter on the phantom data (profile $(PROFILE)), build _build/html"
 	@echo "make ablation  after make book: train chapter 04's ablation (variants x seeds), re-run 04-05, rebuild"
-	@echo "make test   set up $(VENV) and run the whole test suite"
+	@echo "make test   set up $(VENV), lint, install Chromium where possible, run the whole test suite"
 	@echo "make lint   ruff check and format check"
 
 # The stamp is newer than pyproject.toml once the install has finished; an interrupted
@@ -37,7 +37,20 @@ ablation: venv
 	$(BIN)/tumornb run --profile $(PROFILE) --run-dir $(RUN_DIR) --only 04,05
 	$(BIN)/tumornb book --run-dir $(RUN_DIR) --out .
 
-test: venv
+# The offline-chart test needs a real browser. Install Chromium where this user can (root with
+# apt-get); elsewhere that one test skips and says why.
+browser:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Chromium for the browser test (apt-get)"; \
+		(timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+			|| echo "could not install Chromium: the browser test will be skipped"; \
+	else \
+		echo "no Chromium, and apt-get needs root: the browser test will be skipped"; \
+	fi
+
+test: lint browser
 	$(BIN)/python -m pytest
 
 test-fast: venv
