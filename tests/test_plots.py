@@ -93,3 +93,42 @@ def test_embedding_chart_samples_beyond_its_limit_and_says_so():
     chart = plots.embedding_chart(coords, labels, ["train"] * n, [f"f{i}.jpg" for i in range(n)])
     assert chart_rows(chart) == [plots.MAX_CHART_ROWS]
     assert f"{plots.MAX_CHART_ROWS:,} of 7,000" in chart.to_dict()["title"]
+
+
+def test_plot_functions_follow_one_calling_convention():
+    """Check docs and return types: axes-level return their Axes, figure-level a Figure even when empty."""
+    import inspect
+
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    for name in plots.__all__:
+        function = getattr(plots, name)
+        if callable(function):
+            doc = inspect.getdoc(function)
+            assert "Parameters\n----------" in doc and "Returns\n-------" in doc, name
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8, 16, 16)).astype(np.uint8)
+    labels = np.repeat(["glioma", "notumor"], 4)
+    _, ax = plt.subplots()
+    assert plots.intensity_histograms(images, labels, ax=ax) is ax
+    history = pd.DataFrame(
+        {
+            "epoch": [0, 1],
+            "loss": [1.0, 0.5],
+            "accuracy": [0.5, 0.7],
+            "val_loss": [1.1, 0.6],
+            "val_accuracy": [0.4, 0.6],
+        }
+    )
+    empty = np.empty((0, 16, 16), np.uint8)
+    figures = [
+        plots.mean_images(images, labels),
+        plots.history_figure({"real": history}),
+        plots.image_pairs(empty, empty),
+        plots.grid_progression([]),
+        plots.prediction_grid(empty, [], [], []),
+        plots.cam_panels(empty, empty.astype(float), []),
+    ]
+    assert all(isinstance(figure, Figure) for figure in figures)
+    plt.close("all")

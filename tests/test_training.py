@@ -254,3 +254,70 @@ def test_validation_set_without_chapter_03_says_what_to_run(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="run chapter 03 first"):
         validation_set(tmp_path, SIDE)
+
+
+def test_a_budget_in_steps_trains_exactly_that_many(eda_run, tmp_path):
+    """Check that steps=N takes N optimiser steps, the last epoch partial, and the schedule spans N."""
+    ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=0)
+    per_epoch = -(-len(ts.x_train) // 8)
+    budget = per_epoch + 3  # one whole epoch and three batches of the next
+    result = train_classifier(
+        ts.x_train, ts.y_train, ts.x_val, ts.y_val, tmp_path / "m", _config(epochs=99, steps=budget),
+        class_names=ts.class_names,
+    )  # fmt: skip
+    assert result.info["steps_run"] == budget and result.info["epochs_run"] == 2
+    assert result.info["config"]["steps"] == budget
+    # Cosine decay to zero at the budget: the last step's rate is near zero, not mid-schedule.
+    assert result.history["learning_rate"].iloc[-1] < 0.05 * result.history["learning_rate"].max()
+    with pytest.raises(ValueError, match="steps must be a positive"):
+        _config(steps=0)
+
+
+class _RawWeights(keras.callbacks.Callback):
+    """The raw (not averaged) weights at each epoch's end."""
+
+    def __init__(self):
+        super().__init__()
+        self.by_epoch = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.by_epoch[epoch] = [w.numpy().copy() for w in self.model.trainable_variables]
+
+
+@pytest.mark.parametrize("ema", [None, 0.9])
+def test_averaged_weights_are_saved_and_differ_from_the_raw_ones(eda_run, tmp_path, ema):
+    """Check that with ema the saved model holds the average (not the raw weights), and loads for predict."""
+    from tumornb.predict import load_predictor
+
+    ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=0)
+    raw = _RawWeights()
+    result = train_classifier(
+        ts.x_train, ts.y_train, ts.x_val, ts.y_val, tmp_path / "m", _config(epochs=2, ema=ema),
+        class_names=ts.class_names, callbacks=[raw],
+    )  # fmt: skip
+    saved = [w.numpy() for w in result.model.trainable_variables]
+    best_raw = raw.by_epoch[result.info["best_epoch"]]
+    largest = max(float(np.abs(a - b).max()) for a, b in zip(saved, best_raw, strict=True))
+    assert (largest > 1e-4) if ema else (largest == 0.0)
+    predictor = load_predictor(tmp_path / "m")
+    np.testing.assert_allclose(
+        predictor.predict_proba(ts.x_val),
+        result.model.predict(ts.x_val[..., None].astype("float32"), verbose=0),
+        atol=1e-5,
+    )
+
+
+def test_flip_tta_averages_an_image_and_its_mirror(eda_run, tmp_path):
+    """Check that flip=True gives the mean of the probabilities of the images and of their mirrors."""
+    from tumornb.evaluation import predict_proba
+
+    ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=0)
+    result = train_classifier(
+        ts.x_train, ts.y_train, ts.x_val, ts.y_val, tmp_path / "m", _config(epochs=1),
+        class_names=ts.class_names,
+    )  # fmt: skip
+    images = ts.x_val
+    plain, mirrored = predict_proba(result.model, images), predict_proba(result.model, images[:, :, ::-1])
+    assert np.abs(plain - mirrored).max() > 1e-4  # the model is not symmetric: the test can fail
+    averaged = predict_proba(result.model, images, flip=True)
+    np.testing.assert_allclose(averaged, (plain + mirrored) / 2, atol=1e-6)

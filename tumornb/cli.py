@@ -161,6 +161,11 @@ def _build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     predict.add_argument("--cam", metavar="OUT_DIR", help="write a Grad-CAM overlay per image into OUT_DIR")
     predict.add_argument("--batch-size", type=int, default=64, help="images per batch (default: %(default)s)")
+    predict.add_argument(
+        "--flip-tta",
+        action="store_true",
+        help="test-time augmentation: average each image's probabilities with its left-right mirror's",
+    )
 
     phantom = commands.add_parser(
         "phantom", help="write the synthetic brain-MRI dataset in the Kaggle layout"
@@ -257,7 +262,7 @@ def _predict(args: argparse.Namespace) -> int:
     if args.cam and len(args.model) > 1:
         raise ValueError("Grad-CAM explains one model: pass a single --model with --cam")
     predictor = load_ensemble(args.model)
-    result = predictor.predict_files(find_images(args.inputs), batch_size=args.batch_size)
+    result = predictor.predict_files(find_images(args.inputs), batch_size=args.batch_size, flip=args.flip_tta)
     for row in result.errors.itertuples():
         print(f"tumornb predict: error: {row.path}: {row.error}", file=sys.stderr)
     table = result.table

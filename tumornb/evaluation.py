@@ -296,14 +296,31 @@ def subsets_record(subsets: dict[str, np.ndarray], groups: np.ndarray) -> dict[s
     return {s: {"images": int(m.sum()), "groups": len(np.unique(groups[m]))} for s, m in subsets.items()}
 
 
-def predict_proba(model, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities of uint8 images ``(n, side, side)`` under a trained classifier."""
+def predict_proba(model, images: np.ndarray, *, batch_size: int = 64, flip: bool = False) -> np.ndarray:
+    """Class probabilities of uint8 images under a trained classifier.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A classifier from :func:`tumornb.training.train_classifier`.
+    images : ndarray of shape (n, side, side), uint8
+    batch_size : int, default=64
+    flip : bool, default=False
+        Test-time augmentation: average each image's probabilities with its left-right mirror's.
+
+    Returns
+    -------
+    ndarray of shape (n, n_classes), float64
+    """
     # Plain calls, not Model.predict: that traces a new graph per model, and chapter 04
     # scores one model per variant and seed (TensorFlow then warns about retracing).
-    return predict_in_batches(lambda x: model(x, training=False), images, batch_size=batch_size)
+    forward = lambda x: model(x, training=False)  # noqa: E731
+    return predict_in_batches(forward, images, batch_size=batch_size, flip=flip)
 
 
-def predict_in_batches(forward: Callable, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+def predict_in_batches(
+    forward: Callable, images: np.ndarray, *, batch_size: int = 64, flip: bool = False
+) -> np.ndarray:
     """``forward`` applied to ``(batch, side, side, 1)`` float32 slices of uint8 images, concatenated.
 
     Parameters
@@ -313,15 +330,22 @@ def predict_in_batches(forward: Callable, images: np.ndarray, *, batch_size: int
         graph of one (:class:`tumornb.predict.Predictor`).
     images : ndarray of shape (n, side, side)
     batch_size : int, default=64
+    flip : bool, default=False
+        Average each image's probabilities with those of its left-right mirror (test-time
+        augmentation with the one warp that training's augmentation and anatomy both allow).
 
     Returns
     -------
     ndarray of shape (n, n_classes), float64
     """
-    batches = [
-        np.asarray(forward(images[start : start + batch_size, ..., None].astype(np.float32)), np.float64)
-        for start in range(0, len(images), batch_size)
-    ]
+
+    def probabilities(batch: np.ndarray) -> np.ndarray:
+        x = batch[..., None].astype(np.float32)
+        p = np.asarray(forward(x), np.float64)
+        return (p + np.asarray(forward(x[:, :, ::-1].copy()), np.float64)) / 2 if flip else p
+
+    starts = range(0, len(images), batch_size)
+    batches = [probabilities(images[start : start + batch_size]) for start in starts]
     return np.concatenate(batches) if batches else np.empty((0, 0))
 
 

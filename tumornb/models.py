@@ -148,6 +148,8 @@ def compile_model(
     epochs: int,
     learning_rate: float | None = None,
     jit_compile: bool | str = "auto",
+    total_steps: int | None = None,
+    ema: float | None = None,
 ) -> keras.Model:
     """Compile ``model`` with the optimiser and loss that belong to it.
 
@@ -168,14 +170,20 @@ def compile_model(
         compiled without XLA, as Keras 2 did: on this project's 2-core CPU, XLA
         made it 40% slower (54 against 88 images/s), while it makes
         ``tumornb_cnn`` a little faster (164 against 156).
+    total_steps : int, optional
+        The schedule's length in steps when training has a budget in steps
+        (default ``steps_per_epoch * epochs``).
+    ema : float, optional
+        Momentum of a moving average of the weights kept by the optimiser.
     """
     metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    averaging = {"use_ema": ema is not None, "ema_momentum": ema or 0.99}
     if model.name == "seed_cnn":
-        optimizer = keras.optimizers.Adam(learning_rate or 1e-3)
+        optimizer = keras.optimizers.Adam(learning_rate or 1e-3, **averaging)
         loss = keras.losses.CategoricalCrossentropy()
         jit_compile = False
     else:
-        total = max(1, steps_per_epoch * epochs)
+        total = max(1, total_steps or steps_per_epoch * epochs)
         warmup = min(steps_per_epoch, total // 2)
         schedule = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=0.0,
@@ -183,7 +191,7 @@ def compile_model(
             warmup_target=learning_rate or 2e-3,
             warmup_steps=warmup,
         )
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4, **averaging)
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
     return model

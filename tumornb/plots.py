@@ -2,8 +2,13 @@
 
 Altair where a reader wants to hover and zoom, matplotlib/seaborn where a static figure reads better.
 
-Every matplotlib function takes ``ax=None`` (or returns a new figure) so the
-notebooks can compose them; every Altair function returns a chart.
+One calling convention, as in seaborn:
+
+* **axes-level** matplotlib functions (one panel) take ``ax=None`` and return the
+  ``matplotlib.axes.Axes`` they drew on, so a notebook can place several in one figure;
+* **figure-level** matplotlib functions (grids of images or panels) make their own figure and
+  return the ``matplotlib.figure.Figure``; with nothing to draw it says so in an empty figure;
+* functions named ``*_chart`` return an Altair chart.
 
 An Altair chart carries its data inside the page, and Altair refuses more than
 5,000 rows (``MaxRowsError``). So no chart here embeds data that grows with the
@@ -64,7 +69,17 @@ def _class_scale(labels) -> alt.Scale:
 
 
 def class_counts_chart(manifest: pd.DataFrame) -> alt.Chart:
-    """Bar chart of usable images per class, one panel per split."""
+    """Bar chart of usable images per class, one panel per split.
+
+    Parameters
+    ----------
+    manifest : DataFrame
+        Chapter 01's manifest (columns ``split``, ``label``, ``error``); unreadable files are left out.
+
+    Returns
+    -------
+    altair.Chart
+    """
     usable = manifest[manifest["error"] == ""]
     counts = usable.groupby(["split", "label"]).size().rename("images").reset_index()
     return (
@@ -137,6 +152,17 @@ def size_chart(manifest: pd.DataFrame, *, max_points: int = SCATTER_POINTS) -> a
 
     With more distinct sizes than ``max_points``, sides are rounded down to a
     power-of-two step (stated in the title) so the chart stays small.
+
+    Parameters
+    ----------
+    manifest : DataFrame
+        Chapter 01's manifest (columns ``width``, ``height``, ``mode``, ``error``).
+    max_points : int, default=SCATTER_POINTS
+        Most distinct sizes drawn.
+
+    Returns
+    -------
+    altair.Chart
     """
     usable = manifest[manifest["error"] == ""]
     sizes, step = _size_table(usable, max_points)
@@ -169,6 +195,10 @@ def embedding_chart(
         How many images the embedded ones were sampled from; stated in the title.
     max_points : int, default=MAX_CHART_ROWS
         Beyond this many points, a seeded sample of them is drawn (and the title says so).
+
+    Returns
+    -------
+    altair.Chart
     """
     keep = np.arange(len(coords))
     if len(keep) > max_points:
@@ -203,11 +233,30 @@ def embedding_chart(
     )
 
 
+def _nothing_to_show(what: str):
+    """A small figure that says what is missing, so figure-level functions always return a Figure."""
+    fig, ax = plt.subplots(figsize=(4, 0.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{what}: nothing to show", ha="center", va="center")
+    return fig
+
+
 def intensity_histograms(images: np.ndarray, labels, *, ax=None):
     """Per-class histogram of pixel intensities (density), the background excluded.
 
     Pixels darker than 10/255 are air outside the head; including them would
     hide every other difference behind one spike at zero.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, side, side), uint8
+    labels : sequence of str, length n
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure when omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))
@@ -235,7 +284,19 @@ def intensity_histograms(images: np.ndarray, labels, *, ax=None):
 
 
 def mean_images(images: np.ndarray, labels, *, axes=None):
-    """The mean image of each class, on one shared grey scale."""
+    """The mean image of each class, on one shared grey scale.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, side, side)
+    labels : sequence of str, length n
+    axes : sequence of matplotlib.axes.Axes, optional
+        One per class; a new figure when omitted.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     labels = np.asarray(labels)
     names = ordered_classes(labels)
     if axes is None:
@@ -248,11 +309,21 @@ def mean_images(images: np.ndarray, labels, *, axes=None):
         ax.set_title(f"{name} (n={int((labels == name).sum())})", fontsize=9)
         ax.axis("off")
     axes[0].figure.suptitle("Mean image per class")
-    return axes
+    return axes[0].figure
 
 
 def image_grid(images: np.ndarray, labels, *, per_class: int = 6, seed: int = 0, titles=None):
     """A grid with ``per_class`` random images of each class in one row each.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, side, side), uint8
+    labels : sequence of str, length n
+    per_class : int, default=6
+    seed : int, default=0
+        Which images are drawn.
+    titles : sequence of length n, optional
+        A title above each image.
 
     Returns
     -------
@@ -279,16 +350,24 @@ def image_grid(images: np.ndarray, labels, *, per_class: int = 6, seed: int = 0,
 
 
 def image_pairs(left: np.ndarray, right: np.ndarray, *, captions=None, max_pairs: int = 6):
-    """Pairs of images side by side (e.g. a test image above its training duplicate).
+    """Pairs of images one above the other (e.g. a test image above its training duplicate).
+
+    Parameters
+    ----------
+    left, right : ndarray of shape (n, side, side), uint8
+        The top and bottom image of each pair.
+    captions : sequence of str, optional
+        One per pair, above it.
+    max_pairs : int, default=6
 
     Returns
     -------
-    matplotlib.figure.Figure or None
-        ``None`` when there is nothing to show.
+    matplotlib.figure.Figure
+        A figure saying so when there is nothing to show.
     """
     n = min(len(left), max_pairs)
     if n == 0:
-        return None
+        return _nothing_to_show("no image pairs")
     fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.0), squeeze=False)
     for k in range(n):
         for row, image in enumerate((left[k], right[k])):
@@ -328,6 +407,10 @@ def history_chart(histories: dict[str, pd.DataFrame]) -> alt.Chart:
     histories : dict of str to DataFrame
         ``history.csv`` tables (columns ``epoch``, ``loss``, ``accuracy``,
         ``val_loss``, ``val_accuracy``) by variant name.
+
+    Returns
+    -------
+    altair.FacetChart
     """
     data = _long_history(histories)
     pick = alt.selection_point(fields=["variant"], bind="legend")
@@ -353,9 +436,14 @@ def history_chart(histories: dict[str, pd.DataFrame]) -> alt.Chart:
 def history_figure(histories: dict[str, pd.DataFrame]):
     """The same history as :func:`history_chart`, as a static seaborn figure.
 
+    Parameters
+    ----------
+    histories : dict of str to DataFrame
+        ``history.csv`` tables by variant name.
+
     Returns
     -------
-    seaborn.FacetGrid
+    matplotlib.figure.Figure
     """
     import seaborn as sns
 
@@ -373,11 +461,19 @@ def history_figure(histories: dict[str, pd.DataFrame]):
         facet_kws={"sharey": False},
     )
     grid.set_titles("{col_name}")
-    return grid
+    return grid.figure
 
 
 def augmentation_grid(image: np.ndarray, augmentation=None, *, n: int = 11, seed: int = 0):
     """One image and ``n`` random augmentations of it, as the training pipeline makes them.
+
+    Parameters
+    ----------
+    image : ndarray of shape (side, side), uint8
+    augmentation : tumornb.pipeline.Augmentation, optional
+        Default: chapter 03's.
+    n : int, default=11
+    seed : int, default=0
 
     Returns
     -------
@@ -407,6 +503,10 @@ def gan_loss_chart(history: pd.DataFrame, variant: str = "") -> alt.Chart:
     ----------
     history : DataFrame
         ``TrainedGAN.history``: columns ``epoch``, ``d_loss``, ``g_loss``, ``model``.
+
+    Returns
+    -------
+    altair.Chart
     """
     data = history.melt(id_vars=["epoch", "model"], value_vars=["d_loss", "g_loss"], var_name="loss")
     data["epoch"] += 1
@@ -429,13 +529,20 @@ def gan_loss_chart(history: pd.DataFrame, variant: str = "") -> alt.Chart:
 def grid_progression(grids: list[tuple[int, np.ndarray]], *, max_panels: int = 6):
     """The fixed noise grid at several epochs, left to right.
 
+    Parameters
+    ----------
+    grids : list of (int, ndarray of shape (height, width))
+        ``(epoch, grid image)`` pairs, from :func:`tumornb.synthesis.saved_grids`.
+    max_panels : int, default=6
+        Evenly spaced epochs, the last always included.
+
     Returns
     -------
-    matplotlib.figure.Figure or None
-        ``None`` when there is nothing to show.
+    matplotlib.figure.Figure
+        A figure saying so when there is nothing to show.
     """
     if not grids:
-        return None
+        return _nothing_to_show("no saved grids")
     picks = np.unique(np.linspace(0, len(grids) - 1, min(max_panels, len(grids))).round().astype(int))
     fig, axes = plt.subplots(1, len(picks), figsize=(2.6 * len(picks), 3.0), squeeze=False)
     for ax, i in zip(axes[0], picks, strict=True):
@@ -477,6 +584,13 @@ def distance_histograms(synthetic: np.ndarray, fresh: np.ndarray, threshold: flo
 
 def confusion_matrices(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str], *, title: str = ""):
     """Confusion matrix as counts and row-normalised (recall on the diagonal), side by side.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of shape (n,), int
+        Class indices into ``class_names``.
+    class_names : list of str
+    title : str, default=""
 
     Returns
     -------
@@ -521,6 +635,10 @@ def curves_chart(
     class_names : list of str
     max_points : int, default=CURVE_POINTS
         Points drawn per curve (:func:`thin_curve`); the areas use every point.
+
+    Returns
+    -------
+    altair.HConcatChart
     """
     from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
@@ -565,6 +683,12 @@ def reliability_diagram(tables: dict[str, pd.DataFrame], *, ax=None):
     ----------
     tables : dict of str to DataFrame
         :func:`tumornb.evaluation.reliability_table` results by name.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure when omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(4.6, 4.2))
@@ -583,6 +707,10 @@ def comparison_chart(table: pd.DataFrame) -> alt.Chart:
     ----------
     table : DataFrame
         Columns ``comparison``, ``metric``, ``difference``, ``low``, ``high`` (in points).
+
+    Returns
+    -------
+    altair.LayerChart
     """
     base = alt.Chart(table).encode(
         y=alt.Y("comparison:N", title=None), color=alt.Color("metric:N"), yOffset="metric:N"
@@ -611,12 +739,12 @@ def prediction_grid(images: np.ndarray, true, predicted, confidence, *, columns:
 
     Returns
     -------
-    matplotlib.figure.Figure or None
-        ``None`` when there is nothing to show.
+    matplotlib.figure.Figure
+        A figure saying so when there is nothing to show.
     """
     n = len(images)
     if n == 0:
-        return None
+        return _nothing_to_show("no images")
     rows = -(-n // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.1 * rows), squeeze=False)
     for k, ax in enumerate(axes.flat):
@@ -641,16 +769,25 @@ def cam_panels(
 ):
     """Each image above its Grad-CAM overlay; the lesion outlined in white when known.
 
+    Parameters
+    ----------
+    images : ndarray of shape (n, side, side), uint8
+    heat_maps : ndarray of shape (n, side, side)
+        From :func:`tumornb.explain.grad_cam`, scaled to [0, 1].
+    captions : sequence of str, length n
+    lesions : ndarray of shape (n, side, side), bool, optional
+    title : str, default=""
+
     Returns
     -------
-    matplotlib.figure.Figure or None
-        ``None`` when there is nothing to show.
+    matplotlib.figure.Figure
+        A figure saying so when there is nothing to show.
     """
     from tumornb.explain import overlay
 
     n = len(images)
     if n == 0:
-        return None
+        return _nothing_to_show("no images")
     fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.1), squeeze=False)
     for k in range(n):
         axes[0, k].imshow(images[k], cmap="gray", vmin=0, vmax=255)
@@ -671,7 +808,14 @@ def cam_panels(
 def pointing_chart(table: pd.DataFrame) -> alt.Chart:
     """Pointing-game score per class (bars, with bootstrap interval) against its chance level (ticks).
 
-    ``table`` has columns ``class``, ``score``, ``low``, ``high``, ``chance``.
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`tumornb.explain.pointing_summary` rows: ``class``, ``score``, ``low``, ``high``, ``chance``.
+
+    Returns
+    -------
+    altair.Chart
     """
     base = alt.Chart(table).encode(y=alt.Y("class:N", title=None))
     bars = base.mark_bar(opacity=0.8).encode(
@@ -696,6 +840,15 @@ def real_synthetic_gallery(
     seed: int = 0,
 ):
     """One row per class: ``per_class`` random real images, then as many synthetic ones.
+
+    Parameters
+    ----------
+    real : ndarray of shape (n_real, side, side), uint8
+    real_labels : sequence of str, length n_real
+    synthetic : ndarray of shape (n_synthetic, side, side), uint8
+    synthetic_labels : sequence of str, length n_synthetic
+    per_class : int, default=4
+    seed : int, default=0
 
     Returns
     -------
@@ -726,7 +879,14 @@ def real_synthetic_gallery(
 def seed_chart(per_run: pd.DataFrame) -> alt.Chart:
     """Each training run's test metric as a dot, the mean over seeds as a tick, one row per variant.
 
-    ``per_run`` has columns ``variant``, ``seed``, ``metric``, ``value`` (long format).
+    Parameters
+    ----------
+    per_run : DataFrame
+        Long format: ``variant``, ``seed``, ``metric``, ``value``.
+
+    Returns
+    -------
+    altair.FacetChart
     """
     base = alt.Chart(per_run).encode(y=alt.Y("variant:N", title=None, sort=None))
     dots = base.mark_circle(size=60, opacity=0.7).encode(

@@ -85,8 +85,12 @@ class Predictor:
             input_signature=[tf.TensorSpec((None, side, side, 1), tf.float32)],
         )
 
-    def predict_proba(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        """Class probabilities of preprocessed images (``(n, side, side)`` uint8)."""
+    def predict_proba(self, images: np.ndarray, *, batch_size: int = 64, flip: bool = False) -> np.ndarray:
+        """Class probabilities of preprocessed images (``(n, side, side)`` uint8).
+
+        ``flip`` averages each image's probabilities with its left-right mirror's
+        (test-time augmentation; see :func:`tumornb.evaluation.predict_in_batches`).
+        """
         images = np.asarray(images)
         if images.ndim != 3 or images.shape[1:] != (self.image_size, self.image_size):
             raise ValueError(
@@ -94,7 +98,7 @@ class Predictor:
             )
         if not len(images):
             return np.empty((0, len(self.class_names)))
-        return predict_in_batches(self._forward, images, batch_size=batch_size)
+        return predict_in_batches(self._forward, images, batch_size=batch_size, flip=flip)
 
     def read(self, paths: Iterable[str | os.PathLike[str]], *, n_jobs: int | None = None) -> Iterator:
         """Yield ``(path, image or None, error)`` per file, preprocessed as in training, in order."""
@@ -109,9 +113,24 @@ class Predictor:
             yield from pool.map(read_one, paths)
 
     def predict_files(
-        self, paths: Iterable[str | os.PathLike[str]], *, batch_size: int = 64, n_jobs: int | None = None
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        batch_size: int = 64,
+        n_jobs: int | None = None,
+        flip: bool = False,
     ) -> Prediction:
-        """Read, preprocess and classify image files; unreadable files go to ``errors``."""
+        """Read, preprocess and classify image files; unreadable files go to ``errors``.
+
+        Parameters
+        ----------
+        paths : iterable of path-like
+        batch_size : int, default=64
+        n_jobs : int, optional
+            Threads that read files (default: one per CPU).
+        flip : bool, default=False
+            Average each image's probabilities with its left-right mirror's.
+        """
         good, images, errors = [], [], []
         for path, image, error in self.read(paths, n_jobs=n_jobs):
             if image is None:
@@ -121,7 +140,7 @@ class Predictor:
                 images.append(image)
         side = self.image_size
         stacked = np.stack(images) if images else np.empty((0, side, side), np.uint8)
-        probabilities = self.predict_proba(stacked, batch_size=batch_size)
+        probabilities = self.predict_proba(stacked, batch_size=batch_size, flip=flip)
         table = pd.DataFrame(
             {
                 "path": good,
@@ -193,9 +212,10 @@ class EnsemblePredictor(Predictor):
     def __post_init__(self) -> None:  # the members hold the traced networks
         pass
 
-    def predict_proba(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+    def predict_proba(self, images: np.ndarray, *, batch_size: int = 64, flip: bool = False) -> np.ndarray:
         """The mean of the members' class probabilities."""
-        return np.mean([m.predict_proba(images, batch_size=batch_size) for m in self.members], axis=0)
+        members = [m.predict_proba(images, batch_size=batch_size, flip=flip) for m in self.members]
+        return np.mean(members, axis=0)
 
 
 def load_ensemble(model_paths: Iterable[str | os.PathLike[str]]) -> Predictor:

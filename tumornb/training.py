@@ -76,6 +76,13 @@ class TrainConfig:
         ``None`` trains on the images unchanged.
     time_budget_s : float, optional
         Stop after the batch that crosses this many seconds of training.
+    steps : int, optional
+        A training budget in optimiser steps (batches). When given it decides the length of
+        training instead of ``epochs``: the learning-rate schedule spans exactly ``steps``, and
+        training stops after that many (or earlier, by early stopping).
+    ema : float, optional
+        Keep an exponential moving average of the weights with this momentum (e.g. 0.99):
+        validation, early stopping and the saved model use the averaged weights.
     mixed_precision : bool, optional
         Compute in float16 with float32 weights. Default: on when TensorFlow
         sees a GPU (where it is about twice as fast), off on CPUs (where
@@ -92,6 +99,18 @@ class TrainConfig:
     augmentation: Augmentation | None = field(default_factory=Augmentation)
     time_budget_s: float | None = None
     mixed_precision: bool | None = None
+    steps: int | None = None
+    ema: float | None = None
+
+    def __post_init__(self):
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be a positive number of batches, got {self.steps}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise ValueError(f"ema is a momentum between 0 and 1 (e.g. 0.99), got {self.ema}")
+
+    def epochs_for(self, steps_per_epoch: int) -> int:
+        """Epochs to run: ``epochs``, or as many as the ``steps`` budget needs (the last one partial)."""
+        return math.ceil(self.steps / steps_per_epoch) if self.steps else self.epochs
 
     def to_dict(self) -> dict:
         """The configuration as plain values, for ``train.json``."""
@@ -127,15 +146,50 @@ def _save_model(model: keras.Model, path: Path) -> None:
 class _BestModel(keras.callbacks.Callback):
     """Save the model whenever validation loss reaches a new low; resumable."""
 
-    def __init__(self, path: Path, best: float = math.inf):
+    def __init__(self, path: Path, best: float = math.inf, *, averaged: bool = False):
         super().__init__()
-        self.path, self.best = path, best
+        self.path, self.best, self.averaged = path, best, averaged
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get("val_loss", math.inf)
         if value < self.best:
             self.best = value
-            _save_model(self.model, self.path)
+            if self.averaged:
+                with averaged_weights(self.model):
+                    _save_model(self.model, self.path)
+            else:
+                _save_model(self.model, self.path)
+
+
+@contextmanager
+def averaged_weights(model: keras.Model) -> Iterator[None]:
+    """Put the optimiser's moving average of the weights into ``model`` for the block, then restore them.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Compiled with an optimiser that keeps the average (``TrainConfig.ema``).
+    """
+    raw = [variable.numpy() for variable in model.trainable_variables]
+    model.optimizer.finalize_variable_values(model.trainable_variables)
+    try:
+        yield
+    finally:
+        for variable, value in zip(model.trainable_variables, raw, strict=True):
+            variable.assign(value)
+
+
+class _StepBudget(keras.callbacks.Callback):
+    """Stop training after exactly ``steps`` optimiser steps, counted across resumptions."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps = steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Stop once the optimiser has taken its budget of steps."""
+        if int(self.model.optimizer.iterations.numpy()) >= self.steps:
+            self.model.stop_training = True
 
 
 class _EpochFacts(keras.callbacks.Callback):
@@ -302,6 +356,7 @@ def train_classifier(
 
     n_classes = len(class_names)
     steps = math.ceil(len(x_train) / config.batch_size)
+    epochs = config.epochs_for(steps)
     keras.utils.set_random_seed(config.seed)
     mixed = config.mixed_precision
     if mixed is None:
@@ -313,7 +368,14 @@ def train_classifier(
         model = build_model(config.model, config.image_size, n_classes)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
-    compile_model(model, steps_per_epoch=steps, epochs=config.epochs, learning_rate=config.learning_rate)
+    compile_model(
+        model,
+        steps_per_epoch=steps,
+        epochs=epochs,
+        learning_rate=config.learning_rate,
+        total_steps=config.steps,
+        ema=config.ema,
+    )
 
     train_data = training_dataset(
         x_train,
@@ -323,33 +385,37 @@ def train_classifier(
         seed=config.seed,
         augmentation=config.augmentation,
         start_epoch=start_epoch,
-        epochs=config.epochs,
+        epochs=epochs,
     )
     val_data = evaluation_dataset(x_val, y_val, n_classes=n_classes)
 
     val_losses = previous["val_loss"].to_numpy() if len(previous) else np.empty(0)
     # Order matters at each epoch end: facts join the logs before the CSV row is
     # written, and the backup comes last, so a kill in between redoes the epoch.
+    # With ema, validation (so early stopping and the best epoch) sees the averaged weights.
     all_callbacks = [
         _EpochFacts(len(x_train)),
-        _BestModel(model_path, best=float(val_losses.min(initial=math.inf))),
+        *([keras.callbacks.SwapEMAWeights()] if config.ema else []),
+        _BestModel(model_path, best=float(val_losses.min(initial=math.inf)), averaged=bool(config.ema)),
         _ResumableEarlyStopping(val_losses, monitor="val_loss", patience=config.patience),
         csv_logger := keras.callbacks.CSVLogger(str(history_path), append=bool(start_epoch)),
         keras.callbacks.BackupAndRestore(str(backup_dir)),
         _RestoreRandomState(),
     ]
+    if config.steps is not None:
+        all_callbacks.append(_StepBudget(config.steps))
     if config.time_budget_s is not None:
         already = float(previous["seconds"].sum()) if len(previous) else 0.0
         all_callbacks.append(TimeBudget(config.time_budget_s, already))
     if progress is not None:
-        all_callbacks.append(_ProgressBar(progress, config.epochs, start_epoch, config.model))
+        all_callbacks.append(_ProgressBar(progress, epochs, start_epoch, config.model))
     all_callbacks += callbacks or []
 
     started = time.perf_counter()
     with closing_history(csv_logger):
         model.fit(
             train_data,
-            epochs=config.epochs,
+            epochs=epochs,
             steps_per_epoch=steps,
             validation_data=val_data,
             callbacks=all_callbacks,
@@ -368,6 +434,7 @@ def train_classifier(
         "n_val": len(x_val),
         "n_params": model.count_params(),
         "epochs_run": len(history),
+        "steps_run": int(model.optimizer.iterations.numpy()),
         "best_epoch": best_epoch,
         "best_val_loss": float(history["val_loss"].min()),
         "best_val_accuracy": float(history.loc[history["val_loss"].idxmin(), "val_accuracy"]),
