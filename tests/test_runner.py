@@ -175,3 +175,24 @@ def test_a_chapter_run_prints_no_kernel_or_tensorflow_start_up_noise(tmp_path, c
     assert outputs.endswith("trained nothing\n")
     for noise in ("without encryption", "oneDNN", "absl::InitializeLog"):
         assert noise not in terminal and noise not in outputs, noise
+
+
+def test_epoch_message_estimates_what_remains():
+    """Check the line: epoch counted from 1, metrics, and the mean epoch time times the epochs left."""
+    from tumornb.progress import epoch_message
+
+    line = epoch_message("classifier real", 4, 30, [10.0, 14.0], val_accuracy=0.8123)
+    assert line == "classifier real: epoch 5/30, val_accuracy 0.812, about 5.0 min left"
+    assert epoch_message("GAN conditional", 29, 30, [3.0]) == "GAN conditional: epoch 30/30"
+
+
+def test_a_chapter_reports_its_epochs_to_the_terminal(tmp_path, capfd):
+    """Check that lines reported inside a running chapter reach the terminal, and only with progress."""
+    from tumornb.execute import execute_notebook
+
+    _notebook(tmp_path / "01_a.ipynb", "from tumornb.progress import report", "report('training: epoch 1/2')")
+    execute_notebook(tmp_path / "01_a.ipynb", tmp_path / "run" / "01_a.ipynb", {}, progress=True)
+    assert "training: epoch 1/2" in capfd.readouterr().err
+    assert not list((tmp_path / "run").glob(".*progress"))  # the progress file is gone
+    execute_notebook(tmp_path / "01_a.ipynb", tmp_path / "run" / "01_a.ipynb", {}, progress=False)
+    assert "training: epoch 1/2" not in capfd.readouterr().err

@@ -321,3 +321,18 @@ def test_flip_tta_averages_an_image_and_its_mirror(eda_run, tmp_path):
     assert np.abs(plain - mirrored).max() > 1e-4  # the model is not symmetric: the test can fail
     averaged = predict_proba(result.model, images, flip=True)
     np.testing.assert_allclose(averaged, (plain + mirrored) / 2, atol=1e-6)
+
+
+def test_training_reports_one_line_per_epoch_when_followed(eda_run, tmp_path, monkeypatch):
+    """Check that train_classifier writes each epoch to the progress file a runner follows."""
+    from tumornb.progress import PROGRESS_ENV
+
+    monkeypatch.setenv(PROGRESS_ENV, str(tmp_path / "progress"))
+    ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=0)
+    train_classifier(
+        ts.x_train, ts.y_train, ts.x_val, ts.y_val, tmp_path / "real", _config(epochs=2),
+        class_names=ts.class_names,
+    )  # fmt: skip
+    lines = (tmp_path / "progress").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines] == [f"classifier real: epoch {k}/2" for k in (1, 2)]
+    assert "val_accuracy" in lines[0] and "min left" in lines[0] and "min left" not in lines[1]

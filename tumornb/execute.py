@@ -15,10 +15,13 @@ what an interrupted or failed execution leaves behind:
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from tumornb.progress import PROGRESS_ENV, follow
 
 __all__ = [
     "KERNEL_ENV",
@@ -42,14 +45,20 @@ class ExecutionFailed(RuntimeError):
 
 
 @contextmanager
-def kernel_environment() -> Iterator[None]:
+def kernel_environment(extra: Mapping[str, str] | None = None) -> Iterator[None]:
     """Set :data:`KERNEL_ENV` for the kernels started inside the block, then restore the caller's values.
 
     A kernel inherits its environment from the process that starts it; papermill
     offers no other way to pass one, so the variables are set only while it runs.
+
+    Parameters
+    ----------
+    extra : mapping of str to str, optional
+        More variables for the kernel, e.g. the progress file (:mod:`tumornb.progress`).
     """
-    saved = {key: os.environ.get(key) for key in KERNEL_ENV}
-    os.environ.update(KERNEL_ENV)
+    variables = {**KERNEL_ENV, **(extra or {})}
+    saved = {key: os.environ.get(key) for key in variables}
+    os.environ.update(variables)
     try:
         yield
     finally:
@@ -95,7 +104,8 @@ def execute_notebook(
     cwd : path-like, optional
         The kernel's working directory (default: the notebook's folder).
     progress : bool, default=False
-        Show papermill's per-cell progress bar.
+        Show papermill's per-cell progress bar, and below it each epoch that a training loop in
+        the notebook reports (:mod:`tumornb.progress`).
 
     Returns
     -------
@@ -117,8 +127,11 @@ def execute_notebook(
     output.unlink(missing_ok=True)  # never leave an earlier execution's copy looking current
     failed.unlink(missing_ok=True)
     declared = declared_parameters(notebook)
+    progress_file = output.with_name(f".{output.stem}.progress")
+    progress_file.unlink(missing_ok=True)
+    followed = {PROGRESS_ENV: str(progress_file)} if progress else {}
     try:
-        with kernel_environment():
+        with kernel_environment(followed), _following(progress_file, progress):
             papermill.execute_notebook(
                 str(notebook),
                 str(partial),
@@ -138,5 +151,18 @@ def execute_notebook(
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+    finally:
+        progress_file.unlink(missing_ok=True)
     os.replace(partial, output)
     return output
+
+
+@contextmanager
+def _following(progress_file: Path, on: bool) -> Iterator[None]:
+    if not on:
+        yield
+        return
+    from tqdm import tqdm
+
+    with follow(progress_file, lambda line: tqdm.write(f"  {line}", file=sys.stderr)):
+        yield

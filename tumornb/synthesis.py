@@ -35,7 +35,7 @@ from tumornb.backend import keras, tf
 from tumornb.gan import DGAN
 from tumornb.paths import atomic_path
 from tumornb.pipeline import training_dataset
-from tumornb.training import closing_history, resume_point
+from tumornb.training import EpochReport, closing_history, resume_point
 
 __all__ = [
     "GANConfig",
@@ -230,6 +230,7 @@ def _fit_one(
         csv_logger := keras.callbacks.CSVLogger(str(history_path), append=bool(start_epoch)),
         _NoiseGrid(out_dir / "grids", grid_labels, config.grid_every, config.epochs),
         keras.callbacks.BackupAndRestore(str(backup)),
+        EpochReport(f"GAN {desc}", config.epochs, keys=("d_loss", "g_loss")),
     ]
     if progress is not None:
         callbacks.append(_EpochBar(progress, config.epochs, start_epoch, desc))

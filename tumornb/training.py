@@ -31,8 +31,10 @@ from tumornb.data import preprocessing_spec
 from tumornb.models import build_model, compile_model
 from tumornb.paths import atomic_path
 from tumornb.pipeline import Augmentation, evaluation_dataset, training_dataset
+from tumornb.progress import epoch_message, report
 
 __all__ = [
+    "EpochReport",
     "TrainConfig",
     "TimeBudget",
     "TrainResult",
@@ -229,6 +231,34 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class EpochReport(keras.callbacks.Callback):
+    """Report each finished epoch to the terminal running the chapter (:mod:`tumornb.progress`).
+
+    Parameters
+    ----------
+    what : str
+        What is training, e.g. ``"classifier real"``.
+    total : int
+        Epochs planned.
+    keys : tuple of str
+        The logged metrics to show.
+    """
+
+    def __init__(self, what: str, total: int, keys: tuple[str, ...] = ("val_accuracy",)):
+        super().__init__()
+        self.what, self.total, self.keys, self.seconds = what, total, keys, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Start the epoch's clock."""
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Write the epoch's line."""
+        self.seconds.append(time.perf_counter() - self.started)
+        values = {k: float(logs[k]) for k in self.keys if k in (logs or {})}
+        report(epoch_message(self.what, epoch, self.total, self.seconds, **values))
+
+
 class _ProgressBar(keras.callbacks.Callback):
     """One progress bar over epochs, showing the latest losses and accuracies."""
 
@@ -409,6 +439,7 @@ def train_classifier(
         all_callbacks.append(TimeBudget(config.time_budget_s, already))
     if progress is not None:
         all_callbacks.append(_ProgressBar(progress, epochs, start_epoch, config.model))
+    all_callbacks.append(EpochReport(f"classifier {out.name}", epochs))
     all_callbacks += callbacks or []
 
     started = time.perf_counter()
