@@ -220,7 +220,7 @@ def test_history_plots_take_every_variant(tmp_path):
     assert spec["facet"]["column"]["field"] == "metric"
 
 
-def test_mixed_precision_when_asked_and_float32_otherwise(eda_run, tmp_path):
+def test_mixed_precision_when_asked_and_float32_otherwise(eda_run, tmp_path, monkeypatch):
     ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=0)
     data = (ts.x_train[:16], ts.y_train[:16], ts.x_val, ts.y_val)
     mixed = train_classifier(
@@ -230,9 +230,14 @@ def test_mixed_precision_when_asked_and_float32_otherwise(eda_run, tmp_path):
     assert mixed.model.layers[2].compute_dtype == "float16" and mixed.model.output.dtype == "float32"
     assert np.isfinite(mixed.history["loss"]).all()
     assert keras.mixed_precision.global_policy().name == "float32"  # nothing leaks to later models
+    # The default follows the hardware: float16 only where TensorFlow sees a GPU.
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
     plain = train_classifier(*data, tmp_path / "plain", _config(epochs=1), class_names=ts.class_names)
-    assert plain.info["mixed_precision"] is bool(tf.config.list_physical_devices("GPU"))
-    assert plain.model.layers[2].compute_dtype == "float32"
+    assert plain.info["mixed_precision"] is False and plain.model.layers[2].compute_dtype == "float32"
+    one_gpu = lambda kind=None: ["GPU:0"] if kind == "GPU" else []  # noqa: E731
+    monkeypatch.setattr(tf.config, "list_physical_devices", one_gpu)
+    on_gpu = train_classifier(*data, tmp_path / "gpu", _config(epochs=1), class_names=ts.class_names)
+    assert on_gpu.info["mixed_precision"] is True and on_gpu.model.layers[2].compute_dtype == "float16"
 
 
 def test_validation_split_written_by_chapter_03_is_read_back_exactly(eda_run):
