@@ -138,6 +138,27 @@ def audit_dataset(
     ``resplit="grouped"`` replaces the download's split by a grouped re-split
     (:func:`tumornb.data.grouped_resplit` at ``resplit_bits``), drawn with ``seed``.
 
+    Parameters
+    ----------
+    data_dir : path-like
+        A folder-per-class dataset (Kaggle layouts), never written to.
+    run_dir : path-like
+        Where ``manifest.csv``, ``eda_summary.json`` and the image cache go.
+    image_size : int, default=128
+        Side of the cached square images.
+    seed : int, default=0
+        For the split of a dataset without one, and the grouped re-split.
+    test_fraction : float, default=0.2
+        Test share when the dataset has no split of its own.
+    near_duplicate_bits : int, default=2
+        pHash bits two images may differ in and still be near copies.
+    resplit : {None, "grouped"}
+        Pool the download's splits and re-split by patient-proxy groups.
+    resplit_bits : int, default=4
+        pHash bits within which two scans count as one patient (grouped re-split only).
+    progress : callable, optional
+        A ``tqdm``-like class for the per-file progress bar.
+
     Returns
     -------
     dict
@@ -193,7 +214,17 @@ def resplit_summary(manifest: pd.DataFrame, bits: int) -> dict[str, Any]:
 
 
 def format_audit(summary: dict[str, Any]) -> str:
-    """A short plain-text report of :func:`audit_dataset`'s summary."""
+    """A short plain-text report of :func:`audit_dataset`'s summary.
+
+    Parameters
+    ----------
+    summary : dict
+        :func:`audit_dataset`'s result.
+
+    Returns
+    -------
+    str
+    """
     counts = pd.DataFrame(summary["counts"]).T
     lines = [
         f"dataset: {summary['data_dir']} (split from {summary['split_source']})",

@@ -239,6 +239,16 @@ def preprocess(image: DecodedImage, image_size: int) -> np.ndarray:
     """The model's input from a decoded file: square, ``image_size`` a side, uint8 grey.
 
     The one preprocessing used for the cache, training and prediction alike.
+
+    Parameters
+    ----------
+    image : DecodedImage
+        A decoded file (:func:`decode_image`).
+    image_size : int
+
+    Returns
+    -------
+    ndarray of shape (image_size, image_size), uint8
     """
     return to_square(image.gray, image_size)
 
@@ -252,6 +262,15 @@ def preprocessing_spec(image_size: int) -> dict:
 
     ``tumornb predict`` compares a model's stored spec with this one and refuses
     to run when they differ, so prediction cannot silently disagree with training.
+
+    Parameters
+    ----------
+    image_size : int
+
+    Returns
+    -------
+    dict
+        Stored in ``train.json``; :func:`tumornb.predict.load_predictor` compares it.
     """
     return {
         "version": PREPROCESSING_VERSION,
@@ -269,6 +288,16 @@ def decode_side(image_size: int) -> int:
 
 def load_image_file(path: str | os.PathLike[str], image_size: int) -> np.ndarray:
     """Read and preprocess one file exactly as the cache does.
+
+    Parameters
+    ----------
+    path : path-like
+    image_size : int
+        Side of the square result.
+
+    Returns
+    -------
+    ndarray of shape (image_size, image_size), uint8
 
     Raises
     ------
@@ -489,14 +518,34 @@ def build_manifest(
 
 
 def write_manifest(manifest: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write ``manifest`` as CSV, atomically (no half-written file on interruption)."""
+    """Write ``manifest`` as CSV, atomically (no half-written file on interruption).
+
+    Parameters
+    ----------
+    manifest : DataFrame
+    path : path-like
+
+    Returns
+    -------
+    Path
+    """
     with atomic_path(path) as tmp:
         manifest.to_csv(tmp, index=False)
     return Path(path)
 
 
 def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a manifest written by :func:`write_manifest`, with its column types."""
+    """Read a manifest written by :func:`write_manifest`, with its column types.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``manifest.csv`` written by :func:`write_manifest`.
+
+    Returns
+    -------
+    DataFrame
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no manifest at {path}: run chapter 01 (tumornb run --only 01_eda) first")

@@ -36,7 +36,17 @@ __all__ = [
 
 @dataclass
 class TrainingSet:
-    """Images and integer labels for training and validation, with their manifest rows."""
+    """Images and integer labels for training and validation, with their manifest rows.
+
+    Parameters
+    ----------
+    x_train, x_val : ndarray of shape (n, side, side), uint8
+    y_train, y_val : ndarray of shape (n,), int
+        Class indices into ``class_names``.
+    class_names : list of str
+    train_rows, val_rows : DataFrame
+        The manifest rows of the images, in the same order.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -61,6 +71,15 @@ def run_images(run_dir: str | Path, image_size: int) -> tuple[pd.DataFrame, np.n
     """A run's usable manifest rows, their cached images at ``image_size``, and the class names.
 
     Both splits, in manifest order; callers select the split they may use.
+
+    Parameters
+    ----------
+    run_dir : path-like
+    image_size : int
+
+    Returns
+    -------
+    (DataFrame, ndarray of shape (n, image_size, image_size), list of str)
     """
     run = RunDir(run_dir)
     manifest = read_manifest(run.manifest)
@@ -115,6 +134,17 @@ def write_validation_split(run_dir: str | Path, data: TrainingSet) -> Path:
 
     Chapter 03 writes it; chapter 04 reads it back with :func:`validation_set`
     instead of re-deriving the split from parameters that might have changed.
+
+    Parameters
+    ----------
+    run_dir : path-like
+    data : TrainingSet
+        Its validation rows are written.
+
+    Returns
+    -------
+    Path
+        ``validation.csv``.
     """
     path = RunDir(run_dir).validation_split
     with atomic_path(path) as tmp:
@@ -124,6 +154,16 @@ def write_validation_split(run_dir: str | Path, data: TrainingSet) -> Path:
 
 def validation_set(run_dir: str | Path, image_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The validation images chapter 03 recorded (:func:`write_validation_split`) and their labels.
+
+    Parameters
+    ----------
+    run_dir : path-like
+    image_size : int
+
+    Returns
+    -------
+    (ndarray of shape (n, image_size, image_size), ndarray of shape (n,))
+        The images and their class indices.
 
     Raises
     ------
@@ -209,6 +249,18 @@ def load_synthetic(selection: pd.DataFrame, image_size: int, base_dir: str | Pat
 
     ``path`` values relative to ``base_dir`` (the synthetic manifest's folder)
     are resolved against it.
+
+    Parameters
+    ----------
+    selection : DataFrame
+        Rows of the synthetic manifest (column ``file``).
+    image_size : int
+    base_dir : path-like
+        The run's ``synthetic/`` folder.
+
+    Returns
+    -------
+    ndarray of shape (len(selection), image_size, image_size), uint8
     """
     base_dir = Path(base_dir)
     paths = [p if Path(p).is_absolute() else base_dir / p for p in selection["path"]]

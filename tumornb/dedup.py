@@ -94,6 +94,16 @@ def pairs_between(
     What a looser threshold adds to a tighter one: e.g. the pairs a patient-proxy
     grouping at 4 bits joins that the near-duplicate grouping at 2 bits does not.
 
+    Parameters
+    ----------
+    hashes : sequence of str
+        pHashes, one per image.
+    low, high : int
+        Pairs differing in more than ``low`` and at most ``high`` bits.
+    max_pairs : int, default=6
+    seed : int, default=0
+        Which pairs are drawn.
+
     Returns
     -------
     ndarray of shape (n_pairs, 2)
@@ -235,7 +245,19 @@ def leakage(manifest: pd.DataFrame) -> pd.DataFrame:
 
 
 def leakage_examples(manifest: pd.DataFrame, *, max_pairs: int = 6) -> list[tuple[str, str]]:
-    """``(test_path, train_path)`` for the first ``max_pairs`` leaking groups, to show side by side."""
+    """``(test_path, train_path)`` for the first ``max_pairs`` leaking groups, to show side by side.
+
+    Parameters
+    ----------
+    manifest : DataFrame
+        Chapter 01's manifest.
+    max_pairs : int, default=6
+
+    Returns
+    -------
+    list of (str, str)
+        (test path, training path) pairs.
+    """
     pairs = []
     for group in leakage(manifest)["dup_group"].head(max_pairs):
         members = manifest[manifest["dup_group"] == group]

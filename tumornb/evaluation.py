@@ -50,7 +50,16 @@ __all__ = [
 
 
 class TestSet:
-    """The test split of a run: images, integer labels, and their manifest rows."""
+    """The test split of a run: images, integer labels, and their manifest rows.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, side, side), uint8
+    labels : ndarray of shape (n,), int
+    rows : DataFrame
+        The manifest rows, with ``leaks``, ``dup_group`` and ``nearest_train_bits``.
+    class_names : list of str
+    """
 
     __test__ = False  # not a pytest test class
 
@@ -66,6 +75,15 @@ def test_set(run_dir: str | Path, image_size: int) -> TestSet:
 
     ``rows["leaks"]`` marks the test images with a duplicate in the training split;
     ``rows["nearest_train_bits"]`` is the pHash distance to the closest training image.
+
+    Parameters
+    ----------
+    run_dir : path-like
+    image_size : int
+
+    Returns
+    -------
+    TestSet
     """
     usable, images, class_names = run_images(run_dir, image_size)
     is_test = (usable["split"] == "test").to_numpy()
@@ -88,6 +106,15 @@ ALL_IMAGES = "all test images"
 def test_subsets(test: TestSet) -> dict[str, np.ndarray]:
     """Boolean masks over the test images: the leak-free subset first, then all of them.
 
+    Parameters
+    ----------
+    test : TestSet
+
+    Returns
+    -------
+    dict of str to ndarray of bool
+        :data:`LEAK_FREE` first, then :data:`ALL_IMAGES`.
+
     Raises
     ------
     ValueError
@@ -107,6 +134,15 @@ def bootstrap_groups(rows: pd.DataFrame) -> np.ndarray:
 
     Chapter 01's duplicate groups (exact and near copies) are the correlated
     units of a download; an image without copies is a group of one.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        The test rows (column ``dup_group``, -1 for an image without copies).
+
+    Returns
+    -------
+    ndarray of shape (n,), int
     """
     dup = rows["dup_group"].to_numpy()
     return np.where(dup >= 0, dup, -1 - np.arange(len(rows)))
@@ -152,7 +188,18 @@ def headline_metrics(
 
 
 def headline_record(headline: dict[str, dict[str, dict[str, Estimate]]]) -> dict:
-    """:func:`headline_metrics` as plain dictionaries for ``metrics.json`` (value, low, high)."""
+    """:func:`headline_metrics` as plain dictionaries for ``metrics.json`` (value, low, high).
+
+    Parameters
+    ----------
+    headline : dict
+        :func:`headline_metrics`' result.
+
+    Returns
+    -------
+    dict
+        The same nesting, each estimate as ``{value, low, high}``.
+    """
     return {
         subset: {
             variant: {metric: vars(e) for metric, e in summary.items()} for variant, summary in by.items()
@@ -162,7 +209,18 @@ def headline_record(headline: dict[str, dict[str, dict[str, Estimate]]]) -> dict
 
 
 def headline_frame(headline: dict[str, dict[str, dict[str, Estimate]]]) -> pd.DataFrame:
-    """:func:`headline_metrics` as a table: one row per metric, a column per (subset, variant)."""
+    """:func:`headline_metrics` as a table: one row per metric, a column per (subset, variant).
+
+    Parameters
+    ----------
+    headline : dict
+        :func:`headline_metrics`' result.
+
+    Returns
+    -------
+    DataFrame
+        Metrics as rows, (subset, model) as columns.
+    """
     return pd.DataFrame(
         {
             (subset, variant): {metric: str(e) for metric, e in summary.items()}
@@ -189,6 +247,16 @@ def headline_by_threshold(
     patient sit at about 4 bits. Tightening the threshold shows how much of the
     headline rests on test scans that resemble training scans.
 
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of shape (n,)
+    nearest_train_bits : ndarray of shape (n,)
+        Each test image's pHash distance to its nearest training image.
+    thresholds : tuple of int
+    groups : ndarray of shape (n,), optional
+    n_boot : int, default=1000
+    seed : int, default=0
+
     Returns
     -------
     DataFrame
@@ -213,7 +281,16 @@ def headline_by_threshold(
 
 
 def leaking_test_rows(manifest: pd.DataFrame) -> np.ndarray:
-    """Boolean mask over ``manifest``: test images with an exact or near duplicate in training."""
+    """Boolean mask over ``manifest``: test images with an exact or near duplicate in training.
+
+    Parameters
+    ----------
+    manifest : DataFrame
+
+    Returns
+    -------
+    ndarray of bool, shape (len(manifest),)
+    """
     grouped = manifest[manifest["dup_group"] >= 0]
     in_train = set(grouped.loc[grouped["split"] == "train", "dup_group"])
     return ((manifest["split"] == "test") & manifest["dup_group"].isin(in_train)).to_numpy()
@@ -224,6 +301,16 @@ def leakage_composition(labels: np.ndarray, leaks: np.ndarray, class_names: list
 
     Leaving the leaked images out can change the class mix (a class may vanish), so metrics
     on what is kept average over other proportions than those on the whole test split.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n,)
+    leaks : ndarray of bool, shape (n,)
+    class_names : list of str
+
+    Returns
+    -------
+    DataFrame
     """
     labels, leaks = np.asarray(labels), np.asarray(leaks, dtype=bool)
     n = len(class_names)
@@ -350,7 +437,17 @@ def predict_in_batches(
 
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """Softmax of ``log(p) / T``: the same ranking, confidence sharpened (T < 1) or softened (T > 1)."""
+    """Softmax of ``log(p) / T``: the same ranking, confidence sharpened (T < 1) or softened (T > 1).
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (n, n_classes)
+    temperature : float
+
+    Returns
+    -------
+    ndarray of shape (n, n_classes)
+    """
     logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
     logits -= logits.max(1, keepdims=True)
     e = np.exp(logits)
@@ -361,6 +458,16 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The temperature that minimises the negative log-likelihood of ``labels``.
 
     Fit it on validation predictions, never on test ones (Guo et al., 2017).
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (n, n_classes)
+        On images not used to score (chapter 03's validation images).
+    labels : ndarray of shape (n,)
+
+    Returns
+    -------
+    float
     """
     labels = np.asarray(labels)
 
@@ -380,6 +487,16 @@ def calibration_summary(
     subsets: dict[str, np.ndarray],
 ) -> dict[str, float]:
     """A temperature fitted on validation predictions, and its effect on each subset of the test images.
+
+    Parameters
+    ----------
+    val_probabilities : ndarray of shape (n_val, n_classes)
+        Chapter 03's validation images, where the temperature is fitted.
+    val_labels : ndarray of shape (n_val,)
+    test_probabilities : ndarray of shape (n_test, n_classes)
+    test_labels : ndarray of shape (n_test,)
+    subsets : dict of str to ndarray of bool, shape (n_test,)
+        From :func:`test_subsets`.
 
     Returns
     -------
@@ -404,6 +521,12 @@ def calibration_summary(
 def reliability_table(probabilities: np.ndarray, labels: np.ndarray, *, n_bins: int = 10) -> pd.DataFrame:
     """Confidence of the top class against its accuracy, in equal-width confidence bins.
 
+    Parameters
+    ----------
+    probabilities : ndarray of shape (n, n_classes)
+    labels : ndarray of shape (n,)
+    n_bins : int, default=10
+
     Returns
     -------
     DataFrame
@@ -420,7 +543,18 @@ def reliability_table(probabilities: np.ndarray, labels: np.ndarray, *, n_bins: 
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, *, n_bins: int = 10) -> float:
-    """ECE: the count-weighted mean gap between confidence and accuracy over the bins."""
+    """ECE: the count-weighted mean gap between confidence and accuracy over the bins.
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (n, n_classes)
+    labels : ndarray of shape (n,)
+    n_bins : int, default=10
+
+    Returns
+    -------
+    float
+    """
     table = reliability_table(probabilities, labels, n_bins=n_bins)
     return float(
         (table["count"] * (table["confidence"] - table["accuracy"]).abs()).sum() / table["count"].sum()
@@ -429,6 +563,15 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, *,
 
 def temperature_effect(temperature: float, ece_before: float, ece_after: float) -> str:
     """What the validation-fitted temperature did to the test ECE, as a clause worded from the numbers.
+
+    Parameters
+    ----------
+    temperature : float
+    ece_before, ece_after : float
+
+    Returns
+    -------
+    str
 
     Examples
     --------
@@ -455,6 +598,20 @@ def write_predictions(
 
     Columns: ``variant``, ``path``, ``true``, ``predicted``, then ``p_<class>`` per class.
     Written atomically.
+
+    Parameters
+    ----------
+    path : path-like
+    rows : DataFrame
+        The test rows (column ``path``).
+    labels : ndarray of shape (n,)
+    probabilities : dict of str to ndarray of shape (n, n_classes)
+        By variant.
+    class_names : list of str
+
+    Returns
+    -------
+    DataFrame
     """
     frames = []
     for variant, p in probabilities.items():
@@ -476,7 +633,13 @@ def write_predictions(
 
 
 def write_json(path: str | Path, payload: dict) -> None:
-    """Write ``payload`` as indented JSON, atomically (NaN as null)."""
+    """Write ``payload`` as indented JSON, atomically (NaN as null).
+
+    Parameters
+    ----------
+    path : path-like
+    payload : dict
+    """
 
     def clean(value):
         if isinstance(value, dict):

@@ -233,7 +233,19 @@ def pointing_summary(game: PointingGame, labels, *, n_boot: int = 1000, seed: in
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, *, alpha: float = 0.45) -> np.ndarray:
-    """An RGB uint8 picture of ``image`` with ``heat`` (0-1) blended over it in the jet colour map."""
+    """An RGB uint8 picture of ``image`` with ``heat`` (0-1) blended over it in the jet colour map.
+
+    Parameters
+    ----------
+    image : ndarray of shape (side, side), uint8
+    heat : ndarray of shape (side, side)
+        In [0, 1].
+    alpha : float, default=0.45
+
+    Returns
+    -------
+    ndarray of shape (side, side, 3), uint8
+    """
     grey = cv2.cvtColor(np.asarray(image, np.uint8).squeeze(), cv2.COLOR_GRAY2RGB)
     colour = cv2.applyColorMap(np.uint8(255 * np.clip(heat, 0, 1)), cv2.COLORMAP_JET)
     colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
@@ -247,6 +259,14 @@ def write_overlays(
 
     Only files ending in ``.cam.png`` are ever replaced, so pointing ``out_dir``
     at a folder of scans cannot overwrite them. Repeated stems get ``-2``, ``-3``...
+
+    Parameters
+    ----------
+    model : keras.Model
+    images : ndarray of shape (n, side, side), uint8
+    paths : sequence of path-like
+        The files the images came from; names the overlays.
+    out_dir : path-like
 
     Returns
     -------
@@ -270,7 +290,17 @@ def write_overlays(
 
 
 def cam_captions(true: Sequence[str], predicted: Sequence[str], confidence: Sequence[float]) -> list[str]:
-    """Two-line captions for heat-map panels: ``"true -> predicted"`` and the confidence."""
+    """Two-line captions for heat-map panels: ``"true -> predicted"`` and the confidence.
+
+    Parameters
+    ----------
+    true, predicted : sequence of str
+    confidence : sequence of float
+
+    Returns
+    -------
+    list of str
+    """
     return [f"{t} -> {p}\n{c:.0%}" for t, p, c in zip(true, predicted, confidence, strict=True)]
 
 

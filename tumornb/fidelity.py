@@ -226,6 +226,16 @@ def judge_encoder(model):
 
     Use it with :func:`tumornb.quality.embed` for distances (FID, KID) in a space
     trained on MRI, beside the fixed random encoder of :mod:`tumornb.quality`.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The judge.
+
+    Returns
+    -------
+    keras.Model
+        Images to the judge's penultimate-layer features.
     """
     import keras
 

@@ -47,12 +47,32 @@ __all__ = [
 
 
 def from_uint8(images: np.ndarray) -> np.ndarray:
-    """Grey uint8 images ``(n, side, side)`` to float32 ``(n, side, side, 1)`` in [-1, 1]."""
+    """Grey uint8 images ``(n, side, side)`` to float32 ``(n, side, side, 1)`` in [-1, 1].
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, side, side), uint8
+
+    Returns
+    -------
+    ndarray of shape (n, side, side, 1), float32
+        In [-1, 1].
+    """
     return (np.asarray(images, np.float32)[..., None] / 127.5 - 1.0).astype(np.float32)
 
 
 def to_uint8(images) -> np.ndarray:
-    """Generator output ``(n, side, side, 1)`` in [-1, 1] to grey uint8 ``(n, side, side)``."""
+    """Generator output ``(n, side, side, 1)`` in [-1, 1] to grey uint8 ``(n, side, side)``.
+
+    Parameters
+    ----------
+    images : array of shape (n, side, side, 1)
+        In [-1, 1].
+
+    Returns
+    -------
+    ndarray of shape (n, side, side), uint8
+    """
     x = np.asarray(images, np.float32)[..., 0]
     return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
@@ -148,6 +168,12 @@ def build_discriminator(image_size: int = 64, n_classes: int = 4, *, width: int 
     The score is ``w . h + embed(class) . h`` for the pooled features ``h``: the
     projection discriminator, which asks whether the image is real *and*
     belongs to the class. The logits ``V h`` are the auxiliary classifier's.
+
+    Parameters
+    ----------
+    image_size : int, default=64
+    n_classes : int, default=4
+    width : int, default=32
 
     Returns
     -------

@@ -61,6 +61,14 @@ def ordered_classes(labels) -> list[str]:
 
     This is the class order of every one-hot encoding, table and plot.
 
+    Parameters
+    ----------
+    labels : iterable of str
+
+    Returns
+    -------
+    list of str
+
     Examples
     --------
     >>> ordered_classes(["pituitary", "glioma", "glioma"])

@@ -50,7 +50,17 @@ Metric = Callable[[np.ndarray, np.ndarray], float]
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Share of right predictions, as scikit-learn's ``accuracy_score`` (without its input checks)."""
+    """Share of right predictions, as scikit-learn's ``accuracy_score`` (without its input checks).
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of shape (n,)
+        True and predicted class indices.
+
+    Returns
+    -------
+    float
+    """
     return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
 
 
@@ -63,6 +73,15 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     far worse than it is. Those wrong predictions still count: they lower the
     recall of the true classes whose images they took, and those classes stay in
     the average.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of shape (n,)
+        True and predicted class indices.
+
+    Returns
+    -------
+    float
 
     Examples
     --------
@@ -77,6 +96,16 @@ def specificity(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> n
     """Per class, the share of images *not* of that class that were not predicted as it.
 
     ``TN / (TN + FP)`` one-vs-rest; NaN for a class that every image belongs to.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of shape (n,)
+    labels : ndarray
+        The classes, in the order of the result.
+
+    Returns
+    -------
+    ndarray of shape (n_labels,)
     """
     cm = skm.confusion_matrix(y_true, y_pred, labels=labels)
     tp = np.diag(cm)
@@ -88,7 +117,18 @@ def specificity(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> n
 
 
 def roc_auc_ovr(y_true: np.ndarray, probabilities: np.ndarray) -> float:
-    """One-vs-rest ROC-AUC averaged over classes; class ``k`` is column ``k`` of ``probabilities``."""
+    """One-vs-rest ROC-AUC averaged over classes; class ``k`` is column ``k`` of ``probabilities``.
+
+    Parameters
+    ----------
+    y_true : ndarray of shape (n,)
+        Class indices.
+    probabilities : ndarray of shape (n, n_classes)
+
+    Returns
+    -------
+    float
+    """
     labels = np.arange(np.shape(probabilities)[1])
     return float(skm.roc_auc_score(y_true, probabilities, multi_class="ovr", labels=labels))
 
@@ -98,6 +138,12 @@ def pr_auc_ovr(y_true: np.ndarray, probabilities: np.ndarray) -> float:
 
     Unlike ROC-AUC it moves with class prevalence: a random ranking scores the
     class's share of the images, not 0.5.
+
+    Parameters
+    ----------
+    y_true : ndarray of shape (n,)
+        Class indices.
+    probabilities : ndarray of shape (n, n_classes)
 
     Returns
     -------
@@ -115,6 +161,13 @@ def pr_auc_ovr(y_true: np.ndarray, probabilities: np.ndarray) -> float:
 
 def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]):
     """Precision, recall (sensitivity), specificity, F1 and support per class.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of shape (n,)
+        True and predicted class indices.
+    labels : list
+        The class indices (or names) to report, in order.
 
     Returns
     -------
@@ -140,7 +193,14 @@ def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]):
 
 @dataclass(frozen=True)
 class Estimate:
-    """A point estimate with its 95% confidence interval."""
+    """A point estimate with its 95% confidence interval.
+
+    Parameters
+    ----------
+    value : float
+    low, high : float
+        The ends of the 95% interval.
+    """
 
     value: float
     low: float
@@ -159,6 +219,21 @@ def bootstrap_draws(
     ``groups`` (one label per item), it draws as many groups as there are, with
     replacement, and takes every item of each drawn group: items that belong
     together are kept together, so their correlation shows in the spread.
+
+    Parameters
+    ----------
+    n : int
+        Items in the sample.
+    n_boot : int
+        Resamples to draw.
+    rng : numpy.random.Generator
+    groups : ndarray of shape (n,), optional
+        A group label per item; whole groups are drawn.
+
+    Returns
+    -------
+    list of ndarray of int
+        Item indices of each resample.
 
     Examples
     --------
@@ -243,6 +318,20 @@ def classification_summary(
     """Accuracy, balanced accuracy, macro-F1 and Cohen's kappa, each with its bootstrap interval.
 
     ``groups``, when given, makes every interval a cluster bootstrap (:func:`bootstrap_draws`).
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of shape (n,)
+        True and predicted class indices.
+    n_boot : int, default=1000
+    seed : int, default=0
+    groups : ndarray of shape (n,), optional
+        Duplicate (or patient-proxy) group of each image.
+
+    Returns
+    -------
+    dict of str to Estimate
+        Keyed by metric name.
     """
     headline: dict[str, Metric] = {
         "accuracy": skm.accuracy_score,
@@ -258,7 +347,16 @@ def classification_summary(
 
 @dataclass(frozen=True)
 class Comparison:
-    """Classifier B minus classifier A on the same test images."""
+    """Classifier B minus classifier A on the same test images.
+
+    Parameters
+    ----------
+    metric : str
+    difference : Estimate
+        B minus A, with its 95% interval.
+    p_value : float
+        Two-sided, of no difference.
+    """
 
     metric: str
     difference: Estimate
@@ -287,6 +385,21 @@ def paired_bootstrap(
     resampled differences on either side of zero, counted as ``(1 + k) / (B + 1)``
     so that ``B`` resamples never claim a p-value below ``2 / (B + 1)``.
     ``groups`` resamples whole groups of images (:func:`bootstrap_draws`).
+
+    Parameters
+    ----------
+    metric : callable
+        ``metric(y_true, y_pred) -> float``.
+    y_true, pred_a, pred_b : ndarray of shape (n,)
+    name : str, default="metric"
+        Recorded in the result.
+    n_boot : int, default=2000
+    seed : int, default=0
+    groups : ndarray of shape (n,), optional
+
+    Returns
+    -------
+    Comparison
     """
     y_true, pred_a, pred_b = map(np.asarray, (y_true, pred_a, pred_b))
     draws = bootstrap_draws(len(y_true), n_boot, np.random.default_rng(seed), groups)
@@ -309,6 +422,16 @@ def mcnemar(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> float
 
     Only images that exactly one classifier gets right carry information; under
     equal accuracy each is equally likely to favour either.
+
+    Parameters
+    ----------
+    y_true, pred_a, pred_b : ndarray of shape (n,)
+        True classes and the two classifiers' predictions.
+
+    Returns
+    -------
+    float
+        The p-value; 1.0 when no image is discordant.
     """
     y_true, pred_a, pred_b = map(np.asarray, (y_true, pred_a, pred_b))
     right_a, right_b = pred_a == y_true, pred_b == y_true
@@ -320,6 +443,16 @@ def mcnemar(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> float
 
 def holm(p_values: list[float] | np.ndarray) -> np.ndarray:
     """Holm's step-down adjustment: p-values controlling the family-wise error rate.
+
+    Parameters
+    ----------
+    p_values : sequence of float
+        One family of tests.
+
+    Returns
+    -------
+    ndarray
+        Adjusted p-values, in the input's order.
 
     Examples
     --------
@@ -375,6 +508,17 @@ def subset_comparison_table(
 
     Holm's correction runs over the comparisons of one subset: each subset asks
     the same questions of other images, so it is its own family.
+
+    Parameters
+    ----------
+    found : dict of str to sequence of (str, Comparison)
+        As :func:`paired_comparisons` returns.
+    p_label : str, default="p (bootstrap)"
+        The column holding the unadjusted p-values.
+
+    Returns
+    -------
+    DataFrame
     """
     import pandas as pd
 
@@ -401,6 +545,17 @@ def paired_comparisons(
     seed: int = 0,
 ) -> dict[str, list[tuple[str, Comparison]]]:
     """B minus A in accuracy and macro-F1 on each subset of the images (:func:`paired_bootstrap`).
+
+    Parameters
+    ----------
+    y_true, pred_a, pred_b : ndarray of shape (n,)
+    subsets : dict of str to ndarray of bool, shape (n,)
+        Which images each comparison uses.
+    label : str
+        The comparison's name, e.g. ``"real+synthetic vs real"``.
+    groups : ndarray of shape (n,), optional
+    n_boot : int, default=2000
+    seed : int, default=0
 
     Returns
     -------
@@ -433,7 +588,19 @@ def paired_comparisons(
 def table_comparisons(
     table, subset: str, *, p_label: str = "p (bootstrap)"
 ) -> list[tuple[Comparison, float]]:
-    """The rows of :func:`subset_comparison_table` for ``subset``, as ``(Comparison, Holm-adjusted p)``."""
+    """The rows of :func:`subset_comparison_table` for ``subset``, as ``(Comparison, Holm-adjusted p)``.
+
+    Parameters
+    ----------
+    table : DataFrame
+        From :func:`subset_comparison_table`.
+    subset : str
+    p_label : str, default="p (bootstrap)"
+
+    Returns
+    -------
+    list of (Comparison, float)
+    """
     rows = table[table["test images"] == subset].to_dict(orient="records")
     return [
         (
@@ -447,7 +614,17 @@ def table_comparisons(
 
 
 def comparisons_record(comparisons: dict[str, list[tuple[str, Comparison]]]) -> list[dict]:
-    """:func:`paired_comparisons`' result as plain values, one record per subset and metric."""
+    """:func:`paired_comparisons`' result as plain values, one record per subset and metric.
+
+    Parameters
+    ----------
+    comparisons : dict of str to list of (str, Comparison)
+        Subset to its labelled comparisons.
+
+    Returns
+    -------
+    list of dict
+    """
     return [
         {"test images": s, "metric": c.metric, "difference": vars(c.difference), "p_value": c.p_value}
         for s, pairs in comparisons.items()
@@ -456,7 +633,16 @@ def comparisons_record(comparisons: dict[str, list[tuple[str, Comparison]]]) -> 
 
 
 def format_p(p: float) -> str:
-    """``"p = 0.042"``, or ``"p < 0.001"`` below what three decimals (or a bootstrap) can resolve."""
+    """``"p = 0.042"``, or ``"p < 0.001"`` below what three decimals (or a bootstrap) can resolve.
+
+    Parameters
+    ----------
+    p : float
+
+    Returns
+    -------
+    str
+    """
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
@@ -499,6 +685,18 @@ def describe(comparison: Comparison, *, model: str, reference: str, p_adjusted: 
     One training run per model cannot separate what was changed from the
     randomness of training, so the sentence states what was measured on these
     test images and says so.
+
+    Parameters
+    ----------
+    comparison : Comparison
+    model, reference : str
+        How the sentence names B and A.
+    p_adjusted : float, optional
+        A multiplicity-adjusted p-value to quote instead of the raw one.
+
+    Returns
+    -------
+    str
 
     Examples
     --------

@@ -135,7 +135,20 @@ MODELS: dict[str, Callable[..., keras.Model]] = {"seed_cnn": seed_cnn, "tumornb_
 
 
 def build_model(name: str, image_size: int = 128, n_classes: int = 4) -> keras.Model:
-    """Build the model called ``name`` (a key of :data:`MODELS`)."""
+    """Build the model called ``name`` (a key of :data:`MODELS`).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MODELS`.
+    image_size : int, default=128
+    n_classes : int, default=4
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled (see :func:`compile_model`).
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[name](image_size, n_classes)

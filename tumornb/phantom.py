@@ -555,7 +555,20 @@ def _write_image(path: Path, pixels: np.ndarray) -> None:
 
 
 def mask_paths(data_dir: str | os.PathLike[str], image_path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """The lesion and brain mask files of one phantom scan (the lesion file exists for tumours only)."""
+    """The lesion and brain mask files of one phantom scan (the lesion file exists for tumours only).
+
+    Parameters
+    ----------
+    data_dir : path-like
+        The phantom dataset.
+    image_path : path-like
+        One of its scans.
+
+    Returns
+    -------
+    (Path, Path)
+        Its lesion mask and brain mask.
+    """
     image_path = Path(image_path)
     relative = Path(image_path.parent.parent.name, image_path.parent.name, f"{image_path.stem}.png")
     return Path(data_dir) / "masks" / relative, Path(data_dir) / "brains" / relative

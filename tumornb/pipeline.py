@@ -97,7 +97,17 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, aug: Augmentation = Augmen
 
 
 def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Integer class indices to float32 one-hot rows."""
+    """Integer class indices to float32 one-hot rows.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n,), int
+    n_classes : int
+
+    Returns
+    -------
+    ndarray of shape (n, n_classes), float32
+    """
     return np.eye(n_classes, dtype=np.float32)[np.asarray(labels)]
 
 
@@ -177,6 +187,17 @@ def evaluation_dataset(
 
     Yields float32 images like :func:`training_dataset`, with one-hot labels
     when ``labels`` is given.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, side, side), uint8
+    labels : ndarray of shape (n,), optional
+    n_classes : int, default=4
+    batch_size : int, default=64
+
+    Returns
+    -------
+    tf.data.Dataset
     """
     x = _as_batch_input(images)
     if labels is None:

@@ -205,6 +205,15 @@ class EnsemblePredictor(Predictor):
     The ablation of chapter 04 trains one model per seed; averaging them is a
     deep ensemble. ``model`` is the first member (kept for code that needs one
     network, e.g. to report its input); Grad-CAM explains single models only.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The first member.
+    class_names : list of str
+    image_size : int
+    info : dict
+    members : list of Predictor
     """
 
     members: list[Predictor] = field(default_factory=list)
@@ -220,6 +229,15 @@ class EnsemblePredictor(Predictor):
 
 def load_ensemble(model_paths: Iterable[str | os.PathLike[str]]) -> Predictor:
     """Load one model (a :class:`Predictor`) or several (an :class:`EnsemblePredictor`).
+
+    Parameters
+    ----------
+    model_paths : iterable of path-like
+        As :func:`load_predictor` takes.
+
+    Returns
+    -------
+    Predictor or EnsemblePredictor
 
     Raises
     ------
@@ -245,6 +263,15 @@ def load_ensemble(model_paths: Iterable[str | os.PathLike[str]]) -> Predictor:
 
 def find_images(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Files to predict: each file as given, and each folder's image files (recursively, sorted).
+
+    Parameters
+    ----------
+    inputs : iterable of path-like
+        Files and folders (searched recursively).
+
+    Returns
+    -------
+    list of Path
 
     Raises
     ------

@@ -191,6 +191,17 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = 3) -> tuple
     ``k``-th nearest neighbour. Precision: the share of fake images inside the
     real manifold (are they realistic?). Recall: the share of real images inside
     the fake manifold (is the variety of the real data covered?).
+
+    Parameters
+    ----------
+    real, fake : ndarray of shape (n, n_features)
+    k : int, default=3
+        Neighbours that set each point's radius.
+
+    Returns
+    -------
+    (float, float)
+        Precision and recall.
     """
 
     def radii(x):
@@ -220,6 +231,17 @@ def feature_encoder(image_size: int, *, seed: int = 0, width: int = 32):
     ReLU; the features are the global average of every stage, concatenated
     (``15 * width`` values), so both fine texture and coarse layout count.
     Input: float images in [0, 255] of shape ``(n, side, side, 1)``.
+
+    Parameters
+    ----------
+    image_size : int
+    seed : int, default=0
+        Fixes the random weights.
+    width : int, default=32
+
+    Returns
+    -------
+    keras.Model
     """
     import keras
     from keras import layers
@@ -236,7 +258,19 @@ def feature_encoder(image_size: int, *, seed: int = 0, width: int = 32):
 
 
 def embed(encoder, images: np.ndarray, *, batch_size: int = 128) -> np.ndarray:
-    """Features of uint8 grey images of shape ``(n, side, side)`` under ``encoder``."""
+    """Features of uint8 grey images of shape ``(n, side, side)`` under ``encoder``.
+
+    Parameters
+    ----------
+    encoder : keras.Model
+        From :func:`feature_encoder` or :func:`tumornb.fidelity.judge_encoder`.
+    images : ndarray of shape (n, side, side), uint8
+    batch_size : int, default=128
+
+    Returns
+    -------
+    ndarray of shape (n, n_features)
+    """
     x = np.asarray(images, np.float32)[..., None]
     return np.asarray(encoder.predict(x, batch_size=batch_size, verbose=0), np.float64)
 

@@ -97,7 +97,18 @@ class GANConfig:
 
 @dataclass
 class TrainedGAN:
-    """A trained GAN (or one per class) and what is known about its training."""
+    """A trained GAN (or one per class) and what is known about its training.
+
+    Parameters
+    ----------
+    models : dict of str to DGAN
+        ``"all"`` for the conditional variant, else one per class name.
+    class_names : list of str
+    config : GANConfig
+    history : DataFrame
+        One row per epoch (and class, for ``per_class``).
+    info : dict
+    """
 
     models: dict[str, DGAN]  # "all" for the conditional variant, else one per class name
     class_names: list[str]
@@ -325,13 +336,34 @@ def train_gan(
 
 
 def saved_grids(out_dir: str | Path) -> list[tuple[int, np.ndarray]]:
-    """The noise grids a training run saved, as ``(epoch, image)`` in epoch order."""
+    """The noise grids a training run saved, as ``(epoch, image)`` in epoch order.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        A GAN's folder.
+
+    Returns
+    -------
+    list of (int, ndarray)
+        (epoch, grid image), by epoch.
+    """
     paths = sorted(Path(out_dir).glob("grids/epoch_*.png"))
     return [(int(p.stem.split("_")[1]), cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)) for p in paths]
 
 
 def class_counts(real_counts: dict[str, int], fraction: float) -> dict[str, int]:
-    """Synthetic images to draw per class: ``round(fraction * real count)``."""
+    """Synthetic images to draw per class: ``round(fraction * real count)``.
+
+    Parameters
+    ----------
+    real_counts : dict of str to int
+    fraction : float
+
+    Returns
+    -------
+    dict of str to int
+    """
     if not 0 <= fraction:
         raise ValueError(f"synthetic_fraction must be at least 0, got {fraction}")
     return {name: round(fraction * n) for name, n in real_counts.items()}
@@ -344,6 +376,16 @@ def write_synthetic(
 
     The new folder replaces ``out_dir`` only once every image and the manifest
     are written, so an interrupted run leaves the previous set intact.
+
+    Parameters
+    ----------
+    gan : TrainedGAN
+    counts : dict of str to int
+        Images to draw per class.
+    out_dir : path-like
+        The run's ``synthetic/`` folder; replaced only once the new one is complete.
+    seed : int, default=0
+        The noise.
 
     Returns
     -------

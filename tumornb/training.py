@@ -48,7 +48,12 @@ __all__ = [
 
 @contextmanager
 def closing_history(csv_logger: keras.callbacks.CSVLogger) -> Iterator[None]:
-    """Close a ``CSVLogger``'s file however training ends (Keras closes it only on a normal end)."""
+    """Close a ``CSVLogger``'s file however training ends (Keras closes it only on a normal end).
+
+    Parameters
+    ----------
+    csv_logger : keras.callbacks.CSVLogger
+    """
     try:
         yield
     finally:
@@ -123,7 +128,15 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """A trained model with its history and the facts of its run."""
+    """A trained model with its history and the facts of its run.
+
+    Parameters
+    ----------
+    model : keras.Model
+    history : DataFrame
+    info : dict
+        What ``train.json`` holds.
+    """
 
     model: keras.Model
     history: pd.DataFrame
@@ -215,7 +228,14 @@ class _EpochFacts(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stop training at the first batch end past ``seconds`` (counting earlier, resumed time)."""
+    """Stop training at the first batch end past ``seconds`` (counting earlier, resumed time).
+
+    Parameters
+    ----------
+    seconds : float
+    already : float, default=0.0
+        Seconds spent before a resumption.
+    """
 
     def __init__(self, seconds: float, already: float = 0.0):
         super().__init__()
@@ -310,6 +330,13 @@ class _RestoreRandomState(keras.callbacks.Callback):
 
 def resume_point(backup_dir: Path, history_path: Path) -> tuple[int, pd.DataFrame]:
     """Where an interrupted run whose ``BackupAndRestore`` state is in ``backup_dir`` resumes.
+
+    Parameters
+    ----------
+    backup_dir : Path
+        Keras' ``BackupAndRestore`` folder.
+    history_path : Path
+        The run's ``history.csv``.
 
     Returns
     -------
@@ -488,6 +515,14 @@ def train_classifier(
 
 def load_trained(out_dir: str | Path) -> TrainResult:
     """Load a finished training run (one whose folder has ``train.json``).
+
+    Parameters
+    ----------
+    out_dir : path-like
+
+    Returns
+    -------
+    TrainResult
 
     Raises
     ------
