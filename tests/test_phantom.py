@@ -76,6 +76,13 @@ def test_pituitary_lesions_are_midline_and_meningiomas_peripheral():
         men_r.append(np.hypot(xs.mean() - bxs.mean(), ys.mean() - bys.mean()) / (np.ptp(bxs) / 2))
     assert np.median(pit_x) < 0.12
     assert np.median(men_r) > 0.6
+    # In an axial slice the pituitary mass sits in front of the lateral ventricles, not on them
+    # (on T2 both are bright: a mass on the ventricles is hard to tell from them).
+    rows = [
+        np.nonzero(make_slice("pituitary", rng=rng, height=128, width=128, view="axial").mask)[0].mean()
+        for _ in range(20)
+    ]
+    assert np.median(rows) < 64 - 0.25 * 64
 
 
 def test_refuses_to_write_into_a_non_empty_folder(tmp_path):

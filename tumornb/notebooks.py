@@ -61,10 +61,18 @@ def refresh_checked_outputs(path: str | os.PathLike[str]) -> Path:
     """Execute a chapter with its own default parameters and store the cleaned result."""
     import papermill
 
+    from tumornb.execute import KERNEL_ARGUMENTS
+
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / path.name
-        papermill.execute_notebook(str(path), str(executed), kernel_name="python3", cwd=str(path.parent))
+        papermill.execute_notebook(
+            str(path),
+            str(executed),
+            kernel_name="python3",
+            cwd=str(path.parent),
+            extra_arguments=KERNEL_ARGUMENTS,
+        )
         nb = nbformat.read(executed, as_version=4)
     for cell in nb.cells:  # papermill's own bookkeeping
         cell.get("metadata", {}).pop("papermill", None)

@@ -12,7 +12,8 @@ motivated content:
   brightness (CSF is dark on T1, bright on T2), as in the public datasets;
 * class-specific lesions -- glioma: irregular intra-axial mass with a necrotic
   core and surrounding oedema; meningioma: well-circumscribed extra-axial mass
-  against the skull; pituitary: small midline mass at the skull base;
+  against the skull; pituitary: midline mass at the skull base (in axial slices in
+  front of the lateral ventricles, so that it cannot pass for one on T2);
   notumor: none -- every lesion visible on every weighting (a CNN must be able
   to learn the classes from ~1,000 images in minutes), at sizes and contrasts
   that still range from obvious to faint;
@@ -128,9 +129,9 @@ def _place_lesion(label, rng, view, brain_ax, brain_ay, brain_cy):
             reach * brain_ax * np.cos(angle),
             brain_cy + reach * brain_ay * np.sin(angle),
         ), radius
-    # pituitary: small, midline, at the skull base
-    radius = rng.uniform(0.07, 0.11)
-    base = {"axial": 0.15, "coronal": 0.62, "sagittal": 0.55}[view]
+    # pituitary: midline, at the skull base; in an axial slice, in front of the ventricles
+    radius = rng.uniform(0.09, 0.15)
+    base = {"axial": -0.5, "coronal": 0.62, "sagittal": 0.55}[view]
     return (
         rng.normal(0.0, 0.02) + (0.08 if view == "sagittal" else 0.0),
         brain_cy + base * brain_ay + rng.normal(0, 0.03),
