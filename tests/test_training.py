@@ -297,7 +297,7 @@ def test_averaged_weights_are_saved_and_differ_from_the_raw_ones(eda_run, tmp_pa
     ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=0)
     raw = _RawWeights()
     result = train_classifier(
-        ts.x_train, ts.y_train, ts.x_val, ts.y_val, tmp_path / "m", _config(epochs=2, ema=ema),
+        ts.x_train[:24], ts.y_train[:24], ts.x_val, ts.y_val, tmp_path / "m", _config(epochs=2, ema=ema),
         class_names=ts.class_names, callbacks=[raw],
     )  # fmt: skip
     saved = [w.numpy() for w in result.model.trainable_variables]
@@ -335,7 +335,7 @@ def test_training_reports_one_line_per_epoch_when_followed(eda_run, tmp_path, mo
     monkeypatch.setenv(PROGRESS_ENV, str(tmp_path / "progress"))
     ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=0)
     train_classifier(
-        ts.x_train, ts.y_train, ts.x_val, ts.y_val, tmp_path / "real", _config(epochs=2),
+        ts.x_train[:16], ts.y_train[:16], ts.x_val, ts.y_val, tmp_path / "real", _config(epochs=2),
         class_names=ts.class_names,
     )  # fmt: skip
     lines = (tmp_path / "progress").read_text().splitlines()
