@@ -84,12 +84,35 @@ def _extreme_real_count(n_real: int) -> int:
 
 
 def extreme_synthetic_count(n_real: int) -> int:
-    """Synthetic images that ``10real+90synthetic`` takes of a class with ``n_real`` real ones."""
+    """Synthetic images that ``10real+90synthetic`` takes of a class with ``n_real`` real ones.
+
+    Parameters
+    ----------
+    n_real : int
+        Real training images of one class.
+
+    Returns
+    -------
+    int
+    """
     return 9 * _extreme_real_count(n_real)
 
 
 def ablation_dir(run_dir: str | os.PathLike[str], variant: str, seed: int) -> Path:
-    """Folder of one repetition: ``RUN_DIR/ablation/<variant>/seed<k>``."""
+    """Folder of one repetition: ``RUN_DIR/ablation/<variant>/seed<k>``.
+
+    Parameters
+    ----------
+    run_dir : path-like
+    variant : str
+        One of :data:`VARIANTS`.
+    seed : int
+
+    Returns
+    -------
+    Path
+        ``RUN_DIR/ablation/VARIANT/seedSEED``.
+    """
     return RunDir(run_dir).root / "ablation" / variant / f"seed{seed}"
 
 
@@ -183,6 +206,10 @@ def _training_config(info_path: Path) -> dict[str, Any]:
 def trained_repetitions(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """Every finished training of the run, by variant and seed (chapter 03's and the ablation's).
 
+    Parameters
+    ----------
+    run_dir : path-like
+
     Returns
     -------
     DataFrame
@@ -209,6 +236,11 @@ def comparable_repetitions(repetitions: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     Pooling seeds only makes sense when nothing but the seed (and the variant's
     training set) changed: a repetition trained with other epochs or another
     learning rate would pass its difference off as seed noise.
+
+    Parameters
+    ----------
+    repetitions : DataFrame
+        :func:`trained_repetitions`' table.
 
     Returns
     -------
@@ -333,7 +365,21 @@ def run_ablation(
 def per_seed_differences(
     metric: Metric, y_true: np.ndarray, preds_a: Sequence[np.ndarray], preds_b: Sequence[np.ndarray]
 ) -> np.ndarray:
-    """``metric(B_k) - metric(A_k)`` for each training seed ``k``, on the same test images."""
+    """``metric(B_k) - metric(A_k)`` for each training seed ``k``, on the same test images.
+
+    Parameters
+    ----------
+    metric : callable
+        ``metric(y_true, y_pred) -> float``.
+    y_true : ndarray of shape (n,)
+    preds_a, preds_b : sequence of ndarray of shape (n,)
+        Predictions of A and of B, one per seed, in the same seed order.
+
+    Returns
+    -------
+    ndarray of shape (n_seeds,)
+        B minus A, per seed.
+    """
     y_true = np.asarray(y_true)
     a, b = np.asarray(preds_a), np.asarray(preds_b)
     if a.shape != b.shape or a.ndim != 2 or a.shape[1] != len(y_true):
@@ -364,6 +410,16 @@ def seed_averaged_comparison(
     its level at any number of seeds when the differences are roughly normal
     (:func:`null_rejection_rate` checks it), at the price of a wide interval
     when there are few.
+
+    Parameters
+    ----------
+    metric : callable
+        ``metric(y_true, y_pred) -> float``.
+    y_true : ndarray of shape (n,)
+    preds_a, preds_b : sequence of ndarray of shape (n,)
+        One per seed, paired by seed.
+    name : str, default="metric"
+    level : float, default=0.95
 
     Returns
     -------
@@ -403,6 +459,19 @@ def null_rejection_rate(
     measured on real downloads), and on a shared set of test images of varying
     difficulty each prediction is right with that model's chance. Both variants
     come from the same distribution, so every rejection is a false one.
+
+    Parameters
+    ----------
+    n_seeds : int, default=5
+    n_images : int, default=400
+        Test images per simulated evaluation.
+    seed_sd : float, default=0.04
+        Spread of accuracy between training seeds.
+    accuracy : float, default=0.8
+        Both variants' true accuracy.
+    n_simulations : int, default=400
+    alpha : float, default=0.05
+    seed : int, default=0
 
     Returns
     -------

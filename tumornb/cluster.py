@@ -66,6 +66,15 @@ class RunDirNotVisible(RuntimeError):
 def config_hash(config: dict[str, Any]) -> str:
     """A short, order-independent hash of a JSON-serialisable configuration.
 
+    Parameters
+    ----------
+    config : dict
+        JSON-serialisable.
+
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> config_hash({"a": 1, "b": 2}) == config_hash({"b": 2, "a": 1})
@@ -117,7 +126,17 @@ class Task:
 
 @dataclass
 class TaskReport:
-    """What one call of :func:`run_tasks` did."""
+    """What one call of :func:`run_tasks` did.
+
+    Parameters
+    ----------
+    skipped, finished : list of str
+        Task keys.
+    failed : dict of str to str
+        Task key to its error.
+    workers : dict of str to str
+        Task key to the worker that finished it.
+    """
 
     skipped: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
@@ -141,7 +160,18 @@ class TaskReport:
 
 
 def read_record(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The task record in ``folder``, or None when there is none."""
+    """The task record in ``folder``, or None when there is none.
+
+    Parameters
+    ----------
+    folder : path-like
+        A task's folder.
+
+    Returns
+    -------
+    dict or None
+        ``task.json``'s content, None when there is none.
+    """
     path = Path(folder) / RECORD_NAME
     return json.loads(path.read_text()) if path.exists() else None
 

@@ -70,14 +70,35 @@ def kernel_environment(extra: Mapping[str, str] | None = None) -> Iterator[None]
 
 
 def declared_parameters(notebook: str | os.PathLike[str]) -> set[str]:
-    """Names assigned in the notebook's cell tagged ``parameters``."""
+    """Names assigned in the notebook's cell tagged ``parameters``.
+
+    Parameters
+    ----------
+    notebook : path-like
+
+    Returns
+    -------
+    set of str
+        The names assigned in its cell tagged ``parameters``.
+    """
     import papermill
 
     return set(papermill.inspect_notebook(str(notebook)))
 
 
 def failed_path(output: str | os.PathLike[str]) -> Path:
-    """Where a failed execution of ``output`` is kept: ``NAME.failed.ipynb`` beside it."""
+    """Where a failed execution of ``output`` is kept: ``NAME.failed.ipynb`` beside it.
+
+    Parameters
+    ----------
+    output : path-like
+        Where the executed copy would go.
+
+    Returns
+    -------
+    Path
+        ``NAME.failed.ipynb`` beside it.
+    """
     output = Path(output)
     return output.with_name(f"{output.stem}.failed.ipynb")
 

@@ -26,12 +26,31 @@ _KEEP_NOTEBOOK_METADATA = ("kernelspec", "language_info")
 
 
 def is_checked(cell) -> bool:
-    """Whether nbval compares this cell's output (``--nbval-lax`` mode)."""
+    """Whether nbval compares this cell's output (``--nbval-lax`` mode).
+
+    Parameters
+    ----------
+    cell : nbformat.NotebookNode
+
+    Returns
+    -------
+    bool
+    """
     return cell.cell_type == "code" and CHECK_TAG in cell.get("metadata", {}).get("tags", [])
 
 
 def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of ``nb`` as it should be committed (see the module docstring)."""
+    """A copy of ``nb`` as it should be committed (see the module docstring).
+
+    Parameters
+    ----------
+    nb : nbformat.NotebookNode
+
+    Returns
+    -------
+    nbformat.NotebookNode
+        A cleaned copy; ``nb`` is not modified.
+    """
     nb = copy.deepcopy(nb)
     nb.metadata = {k: nb.metadata[k] for k in _KEEP_NOTEBOOK_METADATA if k in nb.metadata}
     if "language_info" in nb.metadata:
@@ -58,7 +77,17 @@ def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def refresh_checked_outputs(path: str | os.PathLike[str]) -> Path:
-    """Execute a chapter with its own default parameters and store the cleaned result."""
+    """Execute a chapter with its own default parameters and store the cleaned result.
+
+    Parameters
+    ----------
+    path : path-like
+        A chapter in ``notebooks/``.
+
+    Returns
+    -------
+    Path
+    """
     import papermill
 
     from tumornb.execute import KERNEL_ARGUMENTS

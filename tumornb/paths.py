@@ -146,6 +146,12 @@ def atomic_path(target: str | os.PathLike[str], *, suffix: str = ".tmp") -> Iter
     half-written ``target`` that a later run would trust. ``suffix`` ends the
     temporary name, for writers that insist on an extension (``".keras"``).
 
+    Parameters
+    ----------
+    target : path-like
+    suffix : str, default=".tmp"
+        Of the temporary file, e.g. ``.keras`` where a library checks the extension.
+
     Examples
     --------
     >>> with atomic_path(run_dir / "manifest.csv") as tmp:  # doctest: +SKIP

@@ -79,6 +79,15 @@ PROFILES: dict[str, dict[str, Any]] = {
 def profile_parameters(name: str) -> dict[str, Any]:
     """A copy of profile ``name``'s parameters.
 
+    Parameters
+    ----------
+    name : str
+        ``smoke``, ``default`` or ``full``.
+
+    Returns
+    -------
+    dict
+
     Raises
     ------
     ValueError
@@ -91,6 +100,15 @@ def profile_parameters(name: str) -> dict[str, Any]:
 
 def parse_override(text: str) -> tuple[str, Any]:
     """Parse ``key=value`` from the command line; the value as a Python literal when it is one.
+
+    Parameters
+    ----------
+    text : str
+        ``KEY=VALUE``; the value is read as a Python literal when it is one, else kept as text.
+
+    Returns
+    -------
+    (str, object)
 
     Examples
     --------

@@ -184,7 +184,19 @@ def checklist(run_dir: str | os.PathLike[str], executed: set[str]) -> pd.DataFra
 
 
 def reporting_page(run_dir: str | os.PathLike[str], executed: set[str]) -> str:
-    """The Markdown of the book's reporting page for a run (see :func:`checklist`)."""
+    """The Markdown of the book's reporting page for a run (see :func:`checklist`).
+
+    Parameters
+    ----------
+    run_dir : path-like
+    executed : set of str
+        The chapters the book holds; links go only to those.
+
+    Returns
+    -------
+    str
+        The page's Markdown.
+    """
     table = checklist(run_dir, executed)
     lines = [
         "# Reporting checklist",

@@ -42,7 +42,18 @@ def project_root() -> Path:
 
 
 def chapter_notebooks(notebooks_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
-    """Chapter name -> notebook path, in book order (``01_eda``, ``02_dgan``, ...)."""
+    """Chapter name -> notebook path, in book order (``01_eda``, ``02_dgan``, ...).
+
+    Parameters
+    ----------
+    notebooks_dir : path-like, optional
+        Default: the project's ``notebooks/``.
+
+    Returns
+    -------
+    dict of str to Path
+        By name, in book order.
+    """
     folder = Path(notebooks_dir) if notebooks_dir else project_root() / "notebooks"
     found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     return {path.stem: path for path in found}
@@ -52,6 +63,12 @@ def check_overrides(overrides: dict[str, Any], notebooks_dir: str | os.PathLike[
     """Refuse parameter names that no chapter, no ablation training and no profile declares.
 
     A misspelt ``-p imgae_size=96`` would otherwise be dropped without a word.
+
+    Parameters
+    ----------
+    overrides : dict
+        ``-p`` values by name.
+    notebooks_dir : path-like, optional
 
     Raises
     ------

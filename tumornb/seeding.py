@@ -7,6 +7,8 @@ import sys
 
 import numpy as np
 
+__all__ = ["seed_everything"]
+
 
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed Python's and NumPy's global generators, and Keras' when it is loaded.

@@ -49,6 +49,15 @@ _NOT_COPIED = ("notebooks", "ablation", "_build", "run.json", "task.json", POINT
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     """Turn ``key=[v1,v2]`` (or ``key=v``, a one-value axis) strings into a grid.
 
+    Parameters
+    ----------
+    items : sequence of str
+        ``key=[v1,v2]`` (or ``key=v``) per parameter.
+
+    Returns
+    -------
+    dict of str to list
+
     Examples
     --------
     >>> parse_grid(["learning_rate=[5e-4,1e-3]", "epochs=5"])
@@ -67,13 +76,33 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
 
 
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """Every combination of the grid's values, the first key varying slowest."""
+    """Every combination of the grid's values, the first key varying slowest.
+
+    Parameters
+    ----------
+    grid : dict of str to list
+        Values per parameter.
+
+    Returns
+    -------
+    list of dict
+        Every combination, the first parameter varying slowest.
+    """
     keys = list(grid)
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
 def point_name(point: dict[str, Any]) -> str:
     """A folder name for a point: ``key=value`` pairs joined by ``__``, safe on every filesystem.
+
+    Parameters
+    ----------
+    point : dict
+
+    Returns
+    -------
+    str
+        A folder name, e.g. ``learning_rate=0.001``.
 
     Examples
     --------
@@ -106,6 +135,18 @@ def run_point(
     base_run: str | None = None,
 ) -> dict[str, Any]:
     """Run the chapters of one sweep point into ``point_dir``; write ``point.json`` last.
+
+    Parameters
+    ----------
+    point_dir : path-like
+    point : dict
+        Parameter values of this point.
+    profile : str, default="default"
+    data_dir : str, optional
+    only : list of str, optional
+        Chapters to run.
+    base_run : str, optional
+        A run to start from when the chapters do not start at 01 (only read).
 
     Returns
     -------
@@ -150,7 +191,22 @@ def sweep_tasks(
     only: list[str] | None = None,
     base_run: str | os.PathLike[str] | None = None,
 ) -> list[Task]:
-    """One :class:`tumornb.cluster.Task` per grid point, keyed by :func:`point_name`."""
+    """One :class:`tumornb.cluster.Task` per grid point, keyed by :func:`point_name`.
+
+    Parameters
+    ----------
+    sweep_dir : path-like
+    grid : dict of str to list
+    profile : str, default="default"
+    data_dir : path-like, optional
+    only : list of str, optional
+    base_run : path-like, optional
+
+    Returns
+    -------
+    list of Task
+        One per grid point.
+    """
     sweep_dir = Path(sweep_dir).expanduser().resolve()
     sweep_dir.mkdir(parents=True, exist_ok=True)
     data = str(Path(data_dir).expanduser().resolve()) if data_dir else None
@@ -175,6 +231,10 @@ def sweep_tasks(
 
 def sweep_summary(sweep_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """One row per finished point: its values, where it ran, and its headline from ``metrics.json``.
+
+    Parameters
+    ----------
+    sweep_dir : path-like
 
     Returns
     -------
