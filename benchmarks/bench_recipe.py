@@ -31,9 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kaggle-sartaj-brain-mri"
 RECIPES = {
@@ -102,12 +100,10 @@ def in_fresh_process(function, *args):
 
 
 def mean_interval(values: pd.Series) -> str:
-    """Mean over seeds with Student's t 95% interval."""
-    values = values.to_numpy(float)
-    if len(values) < 2:
-        return f"{values.mean():.3f}"
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return f"{values.mean():.3f} [{values.mean() - half:.3f}, {values.mean() + half:.3f}]"
+    """Mean over seeds with Student's t 95% interval (the mean alone for one seed)."""
+    from tumornb.metrics import t_interval
+
+    return str(t_interval(values.to_numpy())) if len(values) > 1 else f"{values.mean():.3f}"
 
 
 def report(rows: pd.DataFrame) -> pd.DataFrame:

@@ -69,3 +69,20 @@ def test_chapter_has_thin_cells_and_a_mechanism(path: Path):
         assert nb.cells[i - 1].cell_type == "markdown" and "$" in nb.cells[i - 1].source, (
             f"cell {i}: the markdown before a mechanism cell states its formula"
         )
+
+
+def test_refresh_stores_the_checked_cells_outputs_through_the_shared_executor(tmp_path):
+    """Check that refreshing a chapter keeps the checked cell's new output, and nothing else beside it."""
+    from tumornb.notebooks import CHECK_TAG, refresh_checked_outputs
+
+    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": kernel})
+    parameters, checked = nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("print(x + 1)")
+    parameters.metadata["tags"], checked.metadata["tags"] = ["parameters"], [CHECK_TAG]
+    nb.cells = [parameters, checked]
+    nbformat.write(nb, tmp_path / "01_t.ipynb")
+    refresh_checked_outputs(tmp_path / "01_t.ipynb")
+    refreshed = nbformat.read(tmp_path / "01_t.ipynb", as_version=4)
+    assert [o.get("text") for o in refreshed.cells[1].outputs] == ["2\n"]
+    assert refreshed.cells[0].outputs == [] and clean_notebook(refreshed) == refreshed
+    assert [p.name for p in tmp_path.iterdir()] == ["01_t.ipynb"]

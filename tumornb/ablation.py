@@ -47,7 +47,7 @@ import pandas as pd
 from tumornb.cluster import Task, TaskReport, config_hash, dask_client, run_tasks
 from tumornb.execute import ExecutionFailed, declared_parameters, execute_notebook
 from tumornb.fidelity import FILTER_CONFIDENCE
-from tumornb.metrics import Comparison, Estimate, Metric, table_comparisons, verdict
+from tumornb.metrics import Comparison, Metric, t_interval, table_comparisons, verdict
 from tumornb.paths import RunDir
 
 __all__ = [
@@ -430,15 +430,15 @@ def seed_averaged_comparison(
     from scipy import stats
 
     differences = per_seed_differences(metric, y_true, preds_a, preds_b)
-    k, mean = len(differences), float(differences.mean())
+    k = len(differences)
     if k < 2:
         raise ValueError(f"a seed-averaged comparison needs at least 2 seeds, got {k}")
+    difference = t_interval(differences, level=level)
     spread = differences.std(ddof=1)
     if spread == 0:
-        return Comparison(name, Estimate(mean, mean, mean), 1.0 if mean == 0 else 0.0)
-    half = stats.t.ppf(0.5 + level / 2, k - 1) * spread / np.sqrt(k)
-    p_value = 2 * stats.t.sf(abs(mean) / (spread / np.sqrt(k)), k - 1)
-    return Comparison(name, Estimate(mean, mean - half, mean + half), float(p_value))
+        return Comparison(name, difference, 1.0 if difference.value == 0 else 0.0)
+    p_value = 2 * stats.t.sf(abs(difference.value) / (spread / np.sqrt(k)), k - 1)
+    return Comparison(name, difference, float(p_value))
 
 
 def null_rejection_rate(

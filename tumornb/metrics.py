@@ -42,6 +42,7 @@ __all__ = [
     "roc_auc_ovr",
     "specificity",
     "subset_comparison_table",
+    "t_interval",
     "table_comparisons",
     "verdict",
 ]
@@ -208,6 +209,34 @@ class Estimate:
 
     def __str__(self) -> str:
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+def t_interval(values: np.ndarray, *, level: float = 0.95) -> Estimate:
+    """The mean of a few repetitions (e.g. training seeds) with its Student's t interval.
+
+    Parameters
+    ----------
+    values : ndarray of shape (k,)
+        One value per repetition; at least 2.
+    level : float, default=0.95
+
+    Returns
+    -------
+    Estimate
+        The mean, and ``mean +- t(level, k - 1) * sd / sqrt(k)``.
+
+    Examples
+    --------
+    >>> str(t_interval(np.array([0.80, 0.82, 0.84])))
+    '0.820 [0.770, 0.870]'
+    """
+    values = np.asarray(values, float)
+    k = len(values)
+    if k < 2:
+        raise ValueError(f"a t-interval needs at least 2 values, got {k}")
+    mean = float(values.mean())
+    half = float(stats.t.ppf(0.5 + level / 2, k - 1) * values.std(ddof=1) / np.sqrt(k))
+    return Estimate(mean, mean - half, mean + half)
 
 
 def bootstrap_draws(

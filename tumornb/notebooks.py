@@ -88,20 +88,11 @@ def refresh_checked_outputs(path: str | os.PathLike[str]) -> Path:
     -------
     Path
     """
-    import papermill
-
-    from tumornb.execute import KERNEL_ARGUMENTS
+    from tumornb.execute import execute_notebook
 
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp:
-        executed = Path(tmp) / path.name
-        papermill.execute_notebook(
-            str(path),
-            str(executed),
-            kernel_name="python3",
-            cwd=str(path.parent),
-            extra_arguments=KERNEL_ARGUMENTS,
-        )
+        executed = execute_notebook(path, Path(tmp) / path.name, {}, cwd=path.parent, progress=True)
         nb = nbformat.read(executed, as_version=4)
     for cell in nb.cells:  # papermill's own bookkeeping
         cell.get("metadata", {}).pop("papermill", None)
