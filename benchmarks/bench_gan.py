@@ -9,6 +9,7 @@ For each seed, in one process and one after the other, it trains
 
 * ``projection``: the conditional GAN without the auxiliary class loss (tumornb 0.1's generator),
 * ``projection+aux``: the same with the auxiliary classifier (``class_weight=1``),
+* ``cbn+aux``: the auxiliary classifier and class-conditional batch normalisation in the generator,
 * ``per_class``: the original method's one GAN per class, the budget split evenly between them,
 
 each for the same number of seconds (``--budget-s``, stopped at the first batch past it), from the
@@ -19,6 +20,8 @@ same seed. Then, on the real *validation* images (never the test split, never se
 * CAS: a classifier trained on the synthetic images alone, tested on the real validation images;
 * FID and KID of the synthetic images against the real validation images, beside the floor
   (real training images against the same validation images), and recall;
+* the same FID over its floor in the judge's own features (``judge FID/floor``): a generator can
+  raise the judge's verdict with images that look like no scan, which this number shows;
 * training throughput in real images per second.
 """
 
@@ -34,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 
-def train_for(images, labels, n_classes, *, class_weight, budget_s, width, seed):
+def train_for(images, labels, n_classes, *, class_weight, budget_s, width, seed, conditional_norm=False):
     """A DGAN trained for ``budget_s`` seconds; returns it and the real images per second it saw."""
     import keras
     import tensorflow as tf
@@ -45,7 +48,15 @@ def train_for(images, labels, n_classes, *, class_weight, budget_s, width, seed)
 
     keras.utils.set_random_seed(seed)
     side = images.shape[1]
-    gan = DGAN(side, n_classes, width=width, augment=False, class_weight=class_weight, seed=seed)
+    gan = DGAN(
+        side,
+        n_classes,
+        width=width,
+        augment=False,
+        class_weight=class_weight,
+        conditional_norm=conditional_norm,
+        seed=seed,
+    )
     gan.compile()
     batch, epochs = 32, 10_000
     dataset = training_dataset(
@@ -84,6 +95,10 @@ def main() -> None:
     def judge_proba(images):
         return evaluation.predict_proba(judge.model, images)
 
+    judge_features = fidelity.judge_encoder(judge.model)
+    val_judged = quality.embed(judge_features, real.x_val)
+    train_judged = quality.embed(judge_features, real.x_train)
+    judged_floor = quality.frechet_distance(val_judged, train_judged[: len(real.x_val)])
     encoder = quality.feature_encoder(args.image_size)
     val_features, train_features = quality.embed(encoder, real.x_val), quality.embed(encoder, real.x_train)
     floor_fid = quality.frechet_distance(val_features, train_features[: len(real.x_val)])
@@ -94,7 +109,13 @@ def main() -> None:
 
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        for name, class_weight in (("projection", 0.0), ("projection+aux", 1.0), ("per_class", 0.0)):
+        generators = (
+            ("projection", 0.0, False),
+            ("projection+aux", 1.0, False),
+            ("cbn+aux", 1.0, True),
+            ("per_class", 0.0, False),
+        )
+        for name, class_weight, conditional_norm in generators:
             if name == "per_class":
                 synthetic, rates = [], []
                 for k in range(len(names)):
@@ -120,6 +141,7 @@ def main() -> None:
                     budget_s=args.budget_s,
                     width=args.width,
                     seed=seed,
+                    conditional_norm=conditional_norm,
                 )
                 synthetic = gan.generate(drawn, seed=seed + 1)
             found = fidelity.class_fidelity(judge_proba, real.x_val, real.y_val, synthetic, drawn, names)
@@ -146,6 +168,10 @@ def main() -> None:
                     "FID floor": floor_fid,
                     "KID": quality.kernel_distance(val_features, fake_features)[0],
                     "KID floor": floor_kid,
+                    "judge FID/floor": quality.frechet_distance(
+                        val_judged, quality.embed(judge_features, synthetic)[: len(real.x_val)]
+                    )
+                    / judged_floor,
                     "recall": quality.precision_recall(val_features, fake_features[: len(real.x_val)])[1],
                     "images/s": rate,
                 }

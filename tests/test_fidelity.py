@@ -125,3 +125,40 @@ def test_the_judge_is_reused_when_finished_and_retrained_when_its_settings_chang
     assert again.info == first.info
     longer = train_judge(real, tmp_path / "judge", epochs=2)
     assert longer.info["epochs_run"] == 2 and longer.info["role"].startswith("judge")
+
+
+def test_a_generator_that_fools_the_judge_with_unreal_images_is_not_said_to_carry_its_class(real):
+    """Flat images at each class's brightness fool the brightness judge, but have none of the scans' texture.
+
+    In features that see the texture (mean and spread of the pixels), their FID lies far above
+    the floor that new real images reach, and the verdict says the judge was fooled.
+    """
+    from tumornb.fidelity import realism_ratio
+    from tumornb.quality import quality_table
+
+    def features(images):
+        flat = images.reshape(len(images), -1).astype(float)
+        return np.stack([flat.mean(1), flat.std(1)], axis=1)
+
+    images, labels = real
+    rng = np.random.default_rng(4)
+    drawn = np.repeat(np.arange(4), 100)
+    flat = np.repeat((40 + 50 * drawn).astype(np.uint8)[:, None, None], 8, 1).repeat(8, 2)
+    train = toy_images(drawn, rng)
+    names = np.asarray(NAMES)
+    honest = toy_images(drawn, rng)
+    scores = {
+        kind: quality_table(
+            features(train), names[drawn], features(fake), names[drawn], features(images), names[labels]
+        )
+        for kind, fake in {"honest": honest, "flat": flat}.items()
+    }
+    assert realism_ratio(scores["honest"]) < 2.0 < realism_ratio(scores["flat"])
+    fooled = class_fidelity(brightness_judge, images, labels, flat, drawn, NAMES)
+    assert fooled.overall_ratio > 0.95
+    verdict = fooled.verdict(fid_over_floor=realism_ratio(scores["flat"]))
+    assert verdict.startswith("The judge assigns the synthetic images to their class, but they do not look")
+    honest_found = class_fidelity(brightness_judge, images, labels, honest, drawn, NAMES)
+    assert honest_found.verdict(fid_over_floor=realism_ratio(scores["honest"])).startswith(
+        "The synthetic images carry their class"
+    )

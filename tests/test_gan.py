@@ -119,3 +119,32 @@ def test_the_class_changes_what_the_generator_draws():
     zeros = gan.generate(np.zeros(4, int), seed=1).astype(int)
     threes = gan.generate(np.full(4, 3), seed=1).astype(int)
     assert np.abs(zeros - threes).mean() > 0
+
+
+def test_conditional_norm_looks_up_a_scale_and_shift_per_class_at_every_stage():
+    plain = build_generator(SIDE, 4, latent_dim=16, width=8, conditional_norm=False)
+    conditional = build_generator(SIDE, 4, latent_dim=16, width=8, conditional_norm=True)
+    # One scale and one shift table per normalisation: the 4x4 start and the three stages to 32 px.
+    gains = [layer.name for layer in conditional.layers if layer.name.endswith("_gain")]
+    assert gains == ["start_gain", "stage1_gain", "stage2_gain", "stage3_gain"]
+    assert not any(layer.name.endswith("_gain") for layer in plain.layers)
+    unconditional = build_generator(SIDE, 1, latent_dim=16, width=8)
+    assert not any(layer.name.endswith("_gain") for layer in unconditional.layers)
+
+    # Silence the class at the input, so that only the normalisations can tell the classes apart.
+    embedding = conditional.get_layer("class_embedding")
+    embedding.set_weights([np.zeros_like(embedding.get_weights()[0])])
+    noise = np.random.default_rng(0).standard_normal((8, 16)).astype(np.float32)
+
+    def draw(k):
+        return np.asarray(conditional([noise, np.full(8, k, np.int32)], training=False))
+
+    # Initialised as plain batch norm (scale 1, shift 0 for every class): the classes draw alike.
+    np.testing.assert_array_equal(draw(0), draw(3))
+    before = draw(0)
+    shift = conditional.get_layer("stage3_shift")
+    table = np.zeros_like(shift.get_weights()[0])
+    table[3] = 1.0  # class 3 only
+    shift.set_weights([table])
+    np.testing.assert_allclose(draw(0), before, atol=1e-6)
+    assert np.abs(draw(3) - before).mean() > 1e-3

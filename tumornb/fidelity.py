@@ -33,15 +33,22 @@ from tumornb.paths import atomic_path
 
 __all__ = [
     "FILTER_CONFIDENCE",
+    "REALISM_FID_RATIO",
     "Fidelity",
     "class_fidelity",
     "classification_accuracy_score",
     "judge_encoder",
     "checks_record",
     "keep_faithful",
+    "realism_ratio",
     "record_judgement",
     "train_judge",
 ]
+
+
+#: FID in the judge's features, over its real floor, above which synthetic images do not count as
+#: looking real in :meth:`Fidelity.verdict`: new scans from the training distribution score about 1.
+REALISM_FID_RATIO = 2.0
 
 
 @dataclass
@@ -72,13 +79,26 @@ class Fidelity:
         """The lowest per-class ratio."""
         return float(self.table.drop(index="all")["ratio"].min())
 
-    def verdict(self, *, overall: float = 0.9, per_class: float = 0.8) -> str:
+    def verdict(
+        self,
+        *,
+        overall: float = 0.9,
+        per_class: float = 0.8,
+        fid_over_floor: float | None = None,
+        max_fid_over_floor: float = REALISM_FID_RATIO,
+    ) -> str:
         """Say in one sentence, from the numbers, whether the images carry their class.
 
         Parameters
         ----------
         overall, per_class : float
             The ratios to fidelity over ceiling that count as "carries its class".
+        fid_over_floor : float, optional
+            The synthetic images' FID over its floor in the judge's own features
+            (:func:`realism_ratio`). A generator can fool the judge with images that
+            look like no scan; given this, images the judge assigns to their class
+            only count as carrying it when they also lie near real scans.
+        max_fid_over_floor : float, default=REALISM_FID_RATIO
         """
         table = self.table
         worst = table.drop(index="all")["ratio"].idxmin()
@@ -87,8 +107,16 @@ class Fidelity:
             f"were drawn for, against {table.loc['all', 'real']:.0%} of real validation images "
             f"(ratio {self.overall_ratio:.2f}; lowest class {worst}, {self.worst_class_ratio:.2f})"
         )
+        if fid_over_floor is not None:
+            facts += f"; in the judge's features their FID is {fid_over_floor:.1f} times the real floor"
         chance = 1 / len(self.confusion)
         if self.overall_ratio >= overall and self.worst_class_ratio >= per_class:
+            if fid_over_floor is not None and fid_over_floor > max_fid_over_floor:
+                return (
+                    "The judge assigns the synthetic images to their class, but they do not look like real "
+                    f"scans (FID over {max_fid_over_floor:g} times the floor): the generator fools the "
+                    f"judge rather than drawing the class: {facts}."
+                )
             return f"The synthetic images carry their class: {facts}."
         if table.loc["all", "synthetic"] <= chance + 0.1:
             return f"The synthetic images do not carry their class (near chance, {chance:.0%}): {facts}."
@@ -96,6 +124,23 @@ class Fidelity:
             f"The synthetic images carry their class only in part (targets: ratio {overall} overall, "
             f"{per_class} per class): {facts}."
         )
+
+
+def realism_ratio(judged_scores: pd.DataFrame) -> float:
+    """Mean FID over mean FID floor, across classes: how far from real scans the images lie.
+
+    Parameters
+    ----------
+    judged_scores : DataFrame
+        One variant's :func:`tumornb.quality.quality_table` in the judge's features
+        (:func:`judge_encoder`), with columns ``FID`` and ``FID floor``.
+
+    Returns
+    -------
+    float
+        About 1 for images as close to the reference scans as unseen real ones.
+    """
+    return float(judged_scores["FID"].mean() / judged_scores["FID floor"].mean())
 
 
 def class_fidelity(

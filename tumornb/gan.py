@@ -124,8 +124,29 @@ def _stages(image_size: int) -> int:
     return stages
 
 
+def _conditional_batch_norm(x, label, n_classes: int, name: str):
+    """Batch normalisation whose scale and shift are looked up per class (de Vries et al., 2017).
+
+    Every stage of the generator is told the class again, instead of only its input:
+    the class can move the features at each resolution, where the lesions are drawn.
+    The scale starts at 1 and the shift at 0 for every class, as plain batch norm.
+    """
+    channels = x.shape[-1]
+    x = layers.BatchNormalization(center=False, scale=False, name=f"{name}_norm")(x)
+    gain = layers.Embedding(n_classes, channels, embeddings_initializer="zeros", name=f"{name}_gain")(label)
+    shift = layers.Embedding(n_classes, channels, embeddings_initializer="zeros", name=f"{name}_shift")(label)
+    gain = layers.Reshape((1, 1, channels))(gain)
+    shift = layers.Reshape((1, 1, channels))(shift)
+    return layers.Add()([x, layers.Multiply()([x, gain]), shift])  # x * (1 + gain) + shift
+
+
 def build_generator(
-    image_size: int = 64, n_classes: int = 4, *, latent_dim: int = 128, width: int = 32
+    image_size: int = 64,
+    n_classes: int = 4,
+    *,
+    latent_dim: int = 128,
+    width: int = 32,
+    conditional_norm: bool = False,
 ) -> keras.Model:
     """Noise and class to image: a dense 4x4 start, then upsample-and-convolve stages.
 
@@ -138,6 +159,10 @@ def build_generator(
     latent_dim : int, default=128
     width : int, default=32
         Filters of the last stage; each earlier stage has twice as many, up to ``4 * width``.
+    conditional_norm : bool, default=False
+        Class-conditional batch normalisation at every stage (the class sets each
+        normalisation's scale and shift). False: the class enters with the noise only,
+        as in tumornb 0.1. No effect with one class.
 
     Returns
     -------
@@ -145,19 +170,26 @@ def build_generator(
         Inputs ``[noise (batch, latent_dim), class (batch,) int]``.
     """
     stages = _stages(image_size)
+    conditional_norm = conditional_norm and n_classes > 1
     noise = keras.Input((latent_dim,), name="noise")
     label = keras.Input((), dtype="int32", name="class")
+
+    def normalise(x, name):
+        if conditional_norm:
+            return _conditional_batch_norm(x, label, n_classes, name)
+        return layers.BatchNormalization()(x)
+
     embedded = layers.Embedding(n_classes, latent_dim, name="class_embedding")(label)
     x = layers.Concatenate()([noise, embedded])
     top = width * min(4, 2 ** (stages - 1))
     x = layers.Dense(4 * 4 * top, use_bias=False)(x)
     x = layers.Reshape((4, 4, top))(x)
-    x = layers.ReLU()(layers.BatchNormalization()(x))
+    x = layers.ReLU()(normalise(x, "start"))
     for i in range(stages):
         filters = width * min(4, 2 ** (stages - 1 - i))
         x = layers.UpSampling2D()(x)
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = layers.ReLU()(layers.BatchNormalization()(x))
+        x = layers.ReLU()(normalise(x, f"stage{i + 1}"))
     image = layers.Conv2D(1, 3, padding="same", activation="tanh", dtype="float32", name="image")(x)
     return keras.Model([noise, label], image, name="generator")
 
@@ -221,6 +253,8 @@ class DGAN(keras.Model):
         learns the real images' classes, and the generator is penalised by the same
         cross-entropy on its images' intended classes. 0 (the default) leaves the
         head untrained and the losses as without it; no effect with one class.
+    conditional_norm : bool, default=False
+        Class-conditional batch normalisation in the generator (see :func:`build_generator`).
     seed : int, default=0
         Every random draw in training is a function of this and the step.
 
@@ -240,6 +274,7 @@ class DGAN(keras.Model):
         ema: float = 0.999,
         augment: bool = True,
         class_weight: float = 0.0,
+        conditional_norm: bool = False,
         seed: int = 0,
         **kwargs,
     ):
@@ -247,9 +282,10 @@ class DGAN(keras.Model):
         self.image_size, self.n_classes, self.latent_dim = image_size, n_classes, latent_dim
         self.ema, self.augment, self.seed = ema, augment, seed
         self.class_weight = float(class_weight) if n_classes > 1 else 0.0
-        self.generator = build_generator(image_size, n_classes, latent_dim=latent_dim, width=width)
+        shape = dict(latent_dim=latent_dim, width=width, conditional_norm=conditional_norm)
+        self.generator = build_generator(image_size, n_classes, **shape)
         self.discriminator = build_discriminator(image_size, n_classes, width=width)
-        self.ema_generator = build_generator(image_size, n_classes, latent_dim=latent_dim, width=width)
+        self.ema_generator = build_generator(image_size, n_classes, **shape)
         self.ema_generator.set_weights(self.generator.get_weights())
         self.built = True  # every part is a built functional model
 

@@ -70,6 +70,9 @@ class GANConfig:
     class_weight : float, default=0.0
         Weight of the auxiliary classification loss (see :class:`tumornb.gan.DGAN`);
         0, the default, trains without it.
+    conditional_norm : bool, default=False
+        Class-conditional batch normalisation in the generator (see
+        :func:`tumornb.gan.build_generator`); no effect on the per-class variant.
     seed : int, default=0
     grid_every : int, default=10
         Save the fixed noise grid every this many epochs (and after the last).
@@ -83,6 +86,7 @@ class GANConfig:
     width: int = 32
     augment: bool = True
     class_weight: float = 0.0
+    conditional_norm: bool = False
     seed: int = 0
     grid_every: int = 10
 
@@ -213,6 +217,7 @@ def _fit_one(
         width=config.width,
         augment=config.augment,
         class_weight=config.class_weight,
+        conditional_norm=config.conditional_norm,
         seed=config.seed,
     )
     gan.compile()
