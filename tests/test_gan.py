@@ -148,3 +148,10 @@ def test_conditional_norm_looks_up_a_scale_and_shift_per_class_at_every_stage():
     shift.set_weights([table])
     np.testing.assert_allclose(draw(0), before, atol=1e-6)
     assert np.abs(draw(3) - before).mean() > 1e-3
+
+
+def test_compile_sets_both_optimisers_learning_rate():
+    gan = DGAN(SIDE, 4, latent_dim=16, width=8)
+    gan.compile(learning_rate=1e-3)
+    for optimizer in (gan.g_optimizer, gan.d_optimizer):
+        assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(1e-3)

@@ -132,3 +132,15 @@ def test_chapter_02_writes_both_gans_and_the_requested_counts_in_the_smoke_run(s
     assert manifest.groupby("label").size().to_dict() == expected
     assert set(manifest["generator_sha256"]) == {conditional["generator_sha256"]["all"]}
     assert all((run.synthetic_dir / path).is_file() for path in manifest["path"])
+
+
+def test_a_conditional_norm_gan_reloads_with_its_architecture_and_learning_rate(phantom_images, tmp_path):
+    images, labels = phantom_images
+    config = _config(epochs=1, conditional_norm=True, learning_rate=1e-3)
+    gan = train_gan(images, labels, tmp_path, config, class_names=CLASSES)
+    model = gan.models["all"]
+    assert float(keras.ops.convert_to_numpy(model.g_optimizer.learning_rate)) == pytest.approx(1e-3)
+    assert any(layer.name == "stage1_gain" for layer in model.ema_generator.layers)
+    again = train_gan(images, labels, tmp_path, config, class_names=CLASSES)
+    np.testing.assert_array_equal(again.generate("notumor", 4, seed=2), gan.generate("notumor", 4, seed=2))
+    assert json.loads((tmp_path / "gan.json").read_text())["config"]["conditional_norm"] is True

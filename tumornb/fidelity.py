@@ -46,8 +46,9 @@ __all__ = [
 ]
 
 
-#: FID in the judge's features, over its real floor, above which synthetic images do not count as
-#: looking real in :meth:`Fidelity.verdict`: new scans from the training distribution score about 1.
+#: FID over its real floor, in the fixed random encoder's features, above which synthetic images do
+#: not count as looking real in :meth:`Fidelity.verdict`: new scans from the training distribution
+#: score about 1.
 REALISM_FID_RATIO = 2.0
 
 
@@ -94,10 +95,12 @@ class Fidelity:
         overall, per_class : float
             The ratios to fidelity over ceiling that count as "carries its class".
         fid_over_floor : float, optional
-            The synthetic images' FID over its floor in the judge's own features
-            (:func:`realism_ratio`). A generator can fool the judge with images that
-            look like no scan; given this, images the judge assigns to their class
-            only count as carrying it when they also lie near real scans.
+            The synthetic images' FID over its floor (:func:`realism_ratio`), in the
+            fixed random encoder's features: the judge's own features were fitted to
+            the training images that make the floor, which inflates it. A generator
+            can fool the judge with images that look like no scan; given this, images
+            the judge assigns to their class only count as carrying it when they also
+            lie near real scans.
         max_fid_over_floor : float, default=REALISM_FID_RATIO
         """
         table = self.table
@@ -108,7 +111,7 @@ class Fidelity:
             f"(ratio {self.overall_ratio:.2f}; lowest class {worst}, {self.worst_class_ratio:.2f})"
         )
         if fid_over_floor is not None:
-            facts += f"; in the judge's features their FID is {fid_over_floor:.1f} times the real floor"
+            facts += f"; their FID is {fid_over_floor:.1f} times the real floor"
         chance = 1 / len(self.confusion)
         if self.overall_ratio >= overall and self.worst_class_ratio >= per_class:
             if fid_over_floor is not None and fid_over_floor > max_fid_over_floor:
@@ -126,21 +129,21 @@ class Fidelity:
         )
 
 
-def realism_ratio(judged_scores: pd.DataFrame) -> float:
+def realism_ratio(scores: pd.DataFrame) -> float:
     """Mean FID over mean FID floor, across classes: how far from real scans the images lie.
 
     Parameters
     ----------
-    judged_scores : DataFrame
-        One variant's :func:`tumornb.quality.quality_table` in the judge's features
-        (:func:`judge_encoder`), with columns ``FID`` and ``FID floor``.
+    scores : DataFrame
+        One variant's :func:`tumornb.quality.quality_table`, with columns ``FID`` and
+        ``FID floor``; chapter 02 uses the fixed random encoder's.
 
     Returns
     -------
     float
         About 1 for images as close to the reference scans as unseen real ones.
     """
-    return float(judged_scores["FID"].mean() / judged_scores["FID floor"].mean())
+    return float(scores["FID"].mean() / scores["FID floor"].mean())
 
 
 def class_fidelity(

@@ -8,7 +8,10 @@ Two variants share one implementation:
   Every class helps train the shared anatomy. Optionally (``class_weight > 0``)
   the discriminator's *auxiliary classifier*, a class head on its features
   trained on real images only, also steers the generator towards images that
-  head recognises as the class drawn (Odena et al., 2017).
+  head recognises as the class drawn (Odena et al., 2017). Also optionally
+  (``conditional_norm``) every batch normalisation of the generator takes its
+  scale and shift from a per-class table (de Vries et al., 2017), so the class
+  reaches every stage instead of the input only.
 * **per class** (the original method): one unconditional GAN per class, each
   on that class's images only. Here it is the same model with one "class".
 
@@ -289,10 +292,19 @@ class DGAN(keras.Model):
         self.ema_generator.set_weights(self.generator.get_weights())
         self.built = True  # every part is a built functional model
 
-    def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
-        """Adam at 2e-4 for the generator and the discriminator, betas (0, 0.99), unless given."""
-        self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.99)
-        self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.99)
+    def compile(self, g_optimizer=None, d_optimizer=None, *, learning_rate: float = 2e-4, **kwargs):
+        """Adam at ``learning_rate`` for the generator and the discriminator, betas (0, 0.99), unless given.
+
+        Parameters
+        ----------
+        g_optimizer, d_optimizer : keras.optimizers.Optimizer, optional
+        learning_rate : float, default=2e-4
+            Of the default optimisers.
+        **kwargs
+            Passed to :meth:`keras.Model.compile`.
+        """
+        self.g_optimizer = g_optimizer or keras.optimizers.Adam(learning_rate, beta_1=0.0, beta_2=0.99)
+        self.d_optimizer = d_optimizer or keras.optimizers.Adam(learning_rate, beta_1=0.0, beta_2=0.99)
         # Keras' own bookkeeping (step counter, checkpoints) follows the discriminator's optimiser.
         # No XLA: the augmentation's image transform has no XLA kernel.
         kwargs.setdefault("jit_compile", False)

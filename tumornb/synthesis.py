@@ -63,6 +63,8 @@ class GANConfig:
     epochs : int, default=100
         Passes over the training images (per class for ``per_class``).
     batch_size : int, default=32
+    learning_rate : float, default=2e-4
+        Adam's step size for both networks.
     latent_dim, width : int
         Size of the noise vector and width of both networks.
     augment : bool, default=True
@@ -82,6 +84,7 @@ class GANConfig:
     image_size: int = 64
     epochs: int = 100
     batch_size: int = 32
+    learning_rate: float = 2e-4
     latent_dim: int = 128
     width: int = 32
     augment: bool = True
@@ -220,7 +223,7 @@ def _fit_one(
         conditional_norm=config.conditional_norm,
         seed=config.seed,
     )
-    gan.compile()
+    gan.compile(learning_rate=config.learning_rate)
     history_path = out_dir / "history.csv"
     if done_path.exists():  # finished earlier: reuse, do not retrain
         gan.ema_generator.load_weights(weights_path)
