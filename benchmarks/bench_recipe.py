@@ -1,9 +1,10 @@
-"""The classifier's recipe, piece by piece: longer schedule, weight averaging, mirrored test images.
+"""The classifier's recipe, piece by piece: schedule, weight averaging, mixing, width, input size, TTA.
 
 Run by hand, not in CI::
 
     python benchmarks/bench_recipe.py                                # Sartaj data if present
     python benchmarks/bench_recipe.py --image-size 96 --epochs 12 --seeds 0 1 2 --json out.json
+    python benchmarks/bench_recipe.py --recipes baseline mixup cutmix "width 1.5x" "size 128"
 
 The data is pooled and re-split with chapter 01's grouped re-split (``resplit="grouped"``: scans
 within 4 pHash bits, a patient proxy, stay on one side), and chapter 03's validation split is
@@ -13,6 +14,10 @@ fresh process, on the same images:
 * ``baseline``: chapter 03's ``tumornb_cnn`` recipe for ``--epochs`` epochs;
 * ``1.5x schedule``: the same for 1.5 times as many epochs (the cosine schedule stretched);
 * ``ema``: ``--epochs`` epochs with a moving average of the weights (``TrainConfig.ema``);
+* ``mixup``, ``cutmix``: every training batch mixed (``TrainConfig.mixing``, default alphas);
+* ``width 1.5x``: ``tumornb_cnn`` with 1.5 times the filters in every layer;
+* ``size 128``, ``size 160``, ``size 192``: the baseline on images of that side (its own
+  cache; validation and test images at the same side);
 
 and each trained model is also scored with **flip TTA** (its probabilities averaged with those
 of the left-right mirror image), which costs no training. The recipe to keep is chosen on
@@ -34,10 +39,18 @@ from pathlib import Path
 import pandas as pd
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kaggle-sartaj-brain-mri"
-RECIPES = {
-    "baseline": {"epochs_factor": 1.0, "ema": None},
-    "1.5x schedule": {"epochs_factor": 1.5, "ema": None},
-    "ema": {"epochs_factor": 1.0, "ema": 0.99},
+#: Each recipe is the baseline with these changes: ``epochs_factor`` stretches the schedule,
+#: ``image_size`` replaces ``--image-size``, anything else is a ``TrainConfig`` field.
+RECIPES: dict[str, dict] = {
+    "baseline": {},
+    "1.5x schedule": {"epochs_factor": 1.5},
+    "ema": {"ema": 0.99},
+    "mixup": {"mixing": "mixup"},
+    "cutmix": {"mixing": "cutmix"},
+    "width 1.5x": {"width": 1.5},
+    "size 128": {"image_size": 128},
+    "size 160": {"image_size": 160},
+    "size 192": {"image_size": 192},
 }
 
 
@@ -60,10 +73,10 @@ def train_and_score(run_dir: Path, size: int, recipe: str, seed: int, epochs: in
     usable, images, names = run_images(run_dir, size)
     is_test = (usable["split"] == "test").to_numpy()
     x_test, y_test = images[is_test], usable.loc[is_test, "label"].map(names.index).to_numpy()
-    settings = RECIPES[recipe]
-    config = TrainConfig(
-        image_size=size, epochs=round(epochs * settings["epochs_factor"]), seed=seed, ema=settings["ema"]
-    )
+    settings = dict(RECIPES[recipe])
+    settings.pop("image_size", None)
+    epochs = round(epochs * settings.pop("epochs_factor", 1.0))
+    config = TrainConfig(image_size=size, epochs=epochs, seed=seed, **settings)
     out = run_dir / "recipes" / f"{recipe}-{seed}"
     trained = train_classifier(
         data.x_train, data.y_train, data.x_val, data.y_val, out, config, class_names=data.class_names
@@ -136,6 +149,9 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=30, help="the baseline's epochs (default profile: 30)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES), help="default: all"
+    )
     parser.add_argument("--json", type=Path, help="also write every row here")
     args = parser.parse_args()
     data_dir = args.data_dir or (REAL_DATA if REAL_DATA.is_dir() else None)
@@ -143,10 +159,13 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        in_fresh_process(prepare, data_dir, run_dir, args.image_size)
+        recipes = ["baseline", *(name for name in args.recipes if name != "baseline")]
+        sizes = {name: RECIPES[name].get("image_size", args.image_size) for name in recipes}
+        for size in sorted(set(sizes.values())):
+            in_fresh_process(prepare, data_dir, run_dir, size)
         for seed in args.seeds:
-            for recipe in RECIPES:
-                found = in_fresh_process(train_and_score, run_dir, args.image_size, recipe, seed, args.epochs)
+            for recipe in recipes:
+                found = in_fresh_process(train_and_score, run_dir, sizes[recipe], recipe, seed, args.epochs)
                 rows += found
                 scores = (f"{r['validation accuracy']:.3f}/{r['test accuracy']:.3f}" for r in found)
                 print(

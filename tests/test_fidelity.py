@@ -97,6 +97,9 @@ def test_chapter_02_writes_the_fidelity_checks_in_the_smoke_run(smoke_run):
         assert 0 <= overall["synthetic"] <= 1 and overall["n_synthetic"] == saved["judge"]["n_train"]
         assert overall["ratio"] == pytest.approx(overall["synthetic"] / overall["real"])
         assert 0 <= saved["classification_accuracy_score"][variant]["accuracy"] <= 1
+        rows = [row for row in saved["quality"] if row["variant"] == variant]
+        fid, floor = (np.mean([row[key] for row in rows]) for key in ("FID", "FID floor"))
+        assert saved["realism_fid_over_floor"][variant] == pytest.approx(fid / floor)
     assert 0 <= saved["filter"]["kept"] <= saved["filter"]["of"] == saved["judge"]["n_train"]
     assert 0 < saved["memorisation"]["expected_false_flag_rate"] < 0.05
 

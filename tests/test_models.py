@@ -37,6 +37,15 @@ def test_default_model_is_small_and_size_independent():
     assert large.count_params() < build_model("seed_cnn", 128).count_params() / 3
 
 
+def test_width_multiplies_the_filters_of_the_default_model_only():
+    wide = build_model("tumornb_cnn", 64, width=2.0)
+    filters = [layer.filters for layer in wide.layers if layer.__class__.__name__ == "Conv2D"]
+    assert filters[0] == 48 and max(filters) == 384  # 24 and 192, doubled
+    assert wide.count_params() > 2 * build_model("tumornb_cnn", 64).count_params()
+    with pytest.raises(ValueError, match="only tumornb_cnn has a width"):
+        build_model("seed_cnn", 64, width=2.0)
+
+
 def test_unknown_model_name_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown model 'resnet'.*seed_cnn"):
         build_model("resnet")

@@ -14,6 +14,7 @@ from tumornb.pipeline import (  # noqa: E402
     Augmentation,
     augment_batch,
     evaluation_dataset,
+    mix_batch,
     training_dataset,
 )
 
@@ -117,3 +118,44 @@ def test_evaluation_batches_are_in_order_and_unchanged():
     np.testing.assert_array_equal(xs[..., 0], images.astype(np.float32))
     only_images = np.concatenate([x.numpy() for x in evaluation_dataset(images, batch_size=2)])
     np.testing.assert_array_equal(only_images, xs)
+
+
+def _two_class_batch(n: int = 16) -> tuple[tf.Tensor, tf.Tensor]:
+    """Class 0 images are all 0, class 1 images all 100: a pixel says whose it is."""
+    labels = np.arange(n) % 2
+    images = np.repeat(100.0 * labels, SIDE * SIDE).reshape(n, SIDE, SIDE, 1).astype(np.float32)
+    return tf.constant(images), tf.constant(np.eye(2, dtype=np.float32)[labels])
+
+
+@pytest.mark.parametrize("method", ["mixup", "cutmix"])
+def test_mixed_labels_are_the_share_of_each_image_that_was_kept(method):
+    images, labels = _two_class_batch()
+    mixed, soft = mix_batch(images, labels, tf.constant([3, 4]), method)
+    mixed, soft = mixed.numpy(), soft.numpy()
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0, atol=1e-6)
+    # An image's mean brightness / 100 is the share of class 1 in it, for both methods.
+    np.testing.assert_allclose(mixed.mean(axis=(1, 2, 3)) / 100, soft[:, 1], atol=1e-4)
+    assert (soft.max(axis=1) < 0.99).any(), "nothing was mixed"
+    if method == "cutmix":
+        # CutMix pastes pixels, it does not blend them.
+        assert set(np.unique(mixed)) <= {0.0, 100.0}
+
+
+def test_mixing_is_a_function_of_its_seed():
+    images, labels = _two_class_batch()
+    first = mix_batch(images, labels, tf.constant([3, 4]), "cutmix")[0].numpy()
+    again = mix_batch(images, labels, tf.constant([3, 4]), "cutmix")[0].numpy()
+    other = mix_batch(images, labels, tf.constant([3, 5]), "cutmix")[0].numpy()
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_training_batches_are_mixed_only_when_asked():
+    images, labels = _indexed_images(8), np.arange(8) % 4
+    options = {"n_classes": 4, "batch_size": 8, "augmentation": None, "epochs": 1}
+    plain = next(iter(training_dataset(images, labels, **options)))[1].numpy()
+    mixed = next(iter(training_dataset(images, labels, mixing="mixup", **options)))[1].numpy()
+    assert set(np.unique(plain)) == {0.0, 1.0}
+    assert len(np.unique(mixed)) > 2
+    with pytest.raises(ValueError, match="mixing method must be one of mixup, cutmix"):
+        mix_batch(*_two_class_batch(), tf.constant([0, 0]), "blend")

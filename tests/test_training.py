@@ -15,6 +15,7 @@ tf = pytest.importorskip("tensorflow")
 from tumornb.audit import audit_dataset  # noqa: E402
 from tumornb.data import grouped_holdout, read_manifest  # noqa: E402
 from tumornb.datasets import add_synthetic, real_training_set, select_synthetic  # noqa: E402
+from tumornb.models import build_model  # noqa: E402
 from tumornb.paths import RunDir  # noqa: E402
 from tumornb.pipeline import NO_AUGMENTATION  # noqa: E402
 from tumornb.training import TrainConfig, load_trained, train_classifier  # noqa: E402
@@ -276,6 +277,21 @@ def test_a_budget_in_steps_trains_exactly_that_many(eda_run, tmp_path):
     assert result.history["learning_rate"].iloc[-1] < 0.05 * result.history["learning_rate"].max()
     with pytest.raises(ValueError, match="steps must be a positive"):
         _config(steps=0)
+
+
+def test_mixing_and_width_are_recorded_and_checked(eda_run, tmp_path):
+    """Check that a CutMix, wider training runs, records both, and that wrong values are refused."""
+    ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=0)
+    result = train_classifier(
+        ts.x_train[:24], ts.y_train[:24], ts.x_val, ts.y_val, tmp_path / "m",
+        _config(epochs=1, mixing="cutmix", width=0.5), class_names=ts.class_names,
+    )  # fmt: skip
+    assert result.info["config"]["mixing"] == "cutmix" and result.info["config"]["width"] == 0.5
+    assert result.model.count_params() < build_model("tumornb_cnn", SIDE).count_params() / 2
+    with pytest.raises(ValueError, match="mixing must be one of mixup, cutmix"):
+        _config(mixing="mix")
+    with pytest.raises(ValueError, match="width is a positive multiplier"):
+        _config(width=0)
 
 
 class _RawWeights(keras.callbacks.Callback):

@@ -88,6 +88,7 @@ def tumornb_cnn(
     widths: tuple[int, ...] = (32, 64, 128, 192),
     groups: int = 8,
     dropout: float = 0.3,
+    width: float = 1.0,
 ) -> keras.Model:
     """The project's default classifier: strided stem, residual stages, global pooling.
 
@@ -108,6 +109,8 @@ def tumornb_cnn(
         Groups of the group-normalisation layers.
     dropout : float, default=0.3
         Dropout before the classifier.
+    width : float, default=1.0
+        Multiplies ``stem`` and ``widths``, each rounded to a multiple of ``groups``.
 
     Returns
     -------
@@ -119,6 +122,7 @@ def tumornb_cnn(
     divisor = 2 ** (len(widths) + 1)
     if image_size % divisor:
         raise ValueError(f"tumornb_cnn needs an image_size that is a multiple of {divisor}, got {image_size}")
+    stem, *widths = (max(groups, groups * round(f * width / groups)) for f in (stem, *widths))
     x = layers.Conv2D(stem, 5, strides=2, padding="same", use_bias=False)(x)
     x = _norm_relu(x, groups)
     x = layers.MaxPooling2D()(x)
@@ -134,7 +138,7 @@ def tumornb_cnn(
 MODELS: dict[str, Callable[..., keras.Model]] = {"seed_cnn": seed_cnn, "tumornb_cnn": tumornb_cnn}
 
 
-def build_model(name: str, image_size: int = 128, n_classes: int = 4) -> keras.Model:
+def build_model(name: str, image_size: int = 128, n_classes: int = 4, *, width: float = 1.0) -> keras.Model:
     """Build the model called ``name`` (a key of :data:`MODELS`).
 
     Parameters
@@ -143,6 +147,9 @@ def build_model(name: str, image_size: int = 128, n_classes: int = 4) -> keras.M
         A key of :data:`MODELS`.
     image_size : int, default=128
     n_classes : int, default=4
+    width : float, default=1.0
+        Multiplies every layer's filters. Only ``tumornb_cnn`` has a width to change;
+        ``seed_cnn`` is the seed project's network as it was.
 
     Returns
     -------
@@ -151,7 +158,11 @@ def build_model(name: str, image_size: int = 128, n_classes: int = 4) -> keras.M
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[name](image_size, n_classes)
+    if width == 1.0:
+        return MODELS[name](image_size, n_classes)
+    if name != "tumornb_cnn":
+        raise ValueError(f"only tumornb_cnn has a width to change, not {name!r}")
+    return tumornb_cnn(image_size, n_classes, width=width)
 
 
 def compile_model(

@@ -9,6 +9,13 @@ Every random number is *stateless*: it is a function of ``(seed, epoch,
 batch)``. The same seed therefore gives the same batches in the same order,
 whatever the number of threads, and a run resumed at epoch ``k`` sees exactly
 the batches an uninterrupted run would have seen from epoch ``k`` on.
+
+Optionally each batch is also *mixed* (:func:`mix_batch`): MixUp (Zhang et al., 2018)
+blends every image with a partner from the same batch, CutMix (Yun et al., 2019) pastes
+a rectangle of the partner into it, and the one-hot labels are mixed in the same
+proportion. Keras 3 ships both as layers, but they draw from a seed generator with state;
+the version here is stateless like the rest of the pipeline, so a resumed run still sees
+the batches an uninterrupted one would have.
 """
 
 from __future__ import annotations
@@ -20,7 +27,19 @@ import numpy as np
 
 from tumornb.backend import tf
 
-__all__ = ["Augmentation", "augment_batch", "evaluation_dataset", "one_hot", "training_dataset"]
+__all__ = [
+    "MIXING_ALPHA",
+    "Augmentation",
+    "augment_batch",
+    "evaluation_dataset",
+    "mix_batch",
+    "one_hot",
+    "training_dataset",
+]
+
+#: Default ``alpha`` of the Beta distribution the mixing proportion is drawn from, per method
+#: (the values of the two papers for ImageNet-sized problems).
+MIXING_ALPHA = {"mixup": 0.2, "cutmix": 1.0}
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,71 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, aug: Augmentation = Augmen
     )
 
 
+def _beta(seed: tf.Tensor, n: tf.Tensor, alpha: float) -> tf.Tensor:
+    """``n`` stateless draws from Beta(alpha, alpha), as a ratio of two gamma draws."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    g1 = tf.random.stateless_gamma((n,), seed=seeds[0], alpha=alpha)
+    g2 = tf.random.stateless_gamma((n,), seed=seeds[1], alpha=alpha)
+    return g1 / tf.maximum(g1 + g2, 1e-12)
+
+
+def _cut_masks(seed: tf.Tensor, keep: tf.Tensor, side: tf.Tensor) -> tf.Tensor:
+    """One rectangle per image covering about ``1 - keep`` of it (clipped at the border): 1 inside."""
+    n, side = tf.shape(keep)[0], tf.cast(side, tf.float32)
+    centre = tf.random.stateless_uniform((n, 2), seed=seed) * side
+    half = tf.sqrt(1.0 - keep)[:, None] * side / 2
+    low, high = centre - half, centre + half
+    pixel = tf.range(side) + 0.5
+    inside = (pixel[None, None, :] >= low[:, :, None]) & (pixel[None, None, :] < high[:, :, None])
+    rows, cols = tf.cast(inside[:, 0], tf.float32), tf.cast(inside[:, 1], tf.float32)
+    return rows[:, :, None] * cols[:, None, :]
+
+
+def mix_batch(
+    images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor, method: str = "mixup", alpha: float | None = None
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """MixUp or CutMix a batch with a random permutation of itself.
+
+    Parameters
+    ----------
+    images : Tensor of shape (batch, side, side, 1), float32
+    labels : Tensor of shape (batch, n_classes), float32
+        One-hot (or already soft) labels.
+    seed : Tensor of shape (2,), int
+        Stateless seed; equal seeds give equal outputs.
+    method : {"mixup", "cutmix"}, default="mixup"
+        ``mixup`` blends image ``i`` with its partner as ``lam * x_i + (1 - lam) * x_j``;
+        ``cutmix`` replaces a rectangle of about ``1 - lam`` of image ``i`` by the same
+        rectangle of its partner.
+    alpha : float, optional
+        ``lam ~ Beta(alpha, alpha)``, one per image; default :data:`MIXING_ALPHA`.
+
+    Returns
+    -------
+    (Tensor, Tensor)
+        The mixed images and labels; each label row is ``lam * y_i + (1 - lam) * y_j``
+        with ``lam`` the share of image ``i`` actually kept (for CutMix, the pixel share).
+    """
+    if method not in MIXING_ALPHA:
+        raise ValueError(f"mixing method must be one of {', '.join(MIXING_ALPHA)}, got {method!r}")
+    alpha = MIXING_ALPHA[method] if alpha is None else alpha
+    if alpha <= 0:
+        raise ValueError(f"mixing alpha must be positive, got {alpha}")
+    n = tf.shape(images)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    partner = tf.argsort(tf.random.stateless_uniform((n,), seed=seeds[0]))
+    keep = _beta(seeds[1], n, alpha)
+    other_images, other_labels = tf.gather(images, partner), tf.gather(labels, partner)
+    if method == "mixup":
+        weight = keep[:, None, None, None]
+        mixed = weight * images + (1.0 - weight) * other_images
+    else:
+        cut = _cut_masks(seeds[2], keep, tf.shape(images)[1])[..., None]
+        mixed = (1.0 - cut) * images + cut * other_images
+        keep = 1.0 - tf.reduce_mean(cut, axis=[1, 2, 3])
+    return mixed, keep[:, None] * labels + (1.0 - keep[:, None]) * other_labels
+
+
 def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Integer class indices to float32 one-hot rows.
 
@@ -128,6 +212,8 @@ def training_dataset(
     augmentation: Augmentation | None = Augmentation(),
     start_epoch: int = 0,
     epochs: int | None = None,
+    mixing: str | None = None,
+    mixing_alpha: float | None = None,
 ) -> tf.data.Dataset:
     """Shuffled, augmented training batches, epoch after epoch.
 
@@ -146,6 +232,10 @@ def training_dataset(
         First epoch to produce, for resuming an interrupted run.
     epochs : int, optional
         Last epoch (exclusive); unbounded when omitted.
+    mixing : {"mixup", "cutmix"}, optional
+        Mix every batch after augmentation (:func:`mix_batch`); the labels become soft.
+    mixing_alpha : float, optional
+        The mixing's Beta parameter; default :data:`MIXING_ALPHA`.
 
     Returns
     -------
@@ -166,11 +256,16 @@ def training_dataset(
         )
 
     def load(epoch: tf.Tensor, batch: tf.Tensor, index: tf.Tensor):
-        xb = tf.cast(tf.gather(x, index), tf.float32)
+        xb, yb = tf.cast(tf.gather(x, index), tf.float32), tf.gather(y, index)
+        # One stream per (seed, epoch, batch): a stateless seed is a pair of int64s.
+        batch_seed = tf.stack([seed, epoch * 100_003 + batch])
         if augmentation is not None:
-            # One stream per (seed, epoch, batch): a stateless seed is a pair of int64s.
-            xb = augment_batch(xb, tf.stack([seed, epoch * 100_003 + batch]), augmentation)
-        return xb, tf.gather(y, index)
+            xb = augment_batch(xb, batch_seed, augmentation)
+        if mixing is not None:
+            xb, yb = mix_batch(
+                xb, yb, tf.random.experimental.stateless_fold_in(batch_seed, 1), mixing, mixing_alpha
+            )
+        return xb, yb
 
     epoch_range = tf.data.Dataset.range(start_epoch, epochs if epochs is not None else np.iinfo(np.int64).max)
     return (

@@ -30,7 +30,7 @@ from tumornb.backend import keras, tf
 from tumornb.data import preprocessing_spec
 from tumornb.models import build_model, compile_model
 from tumornb.paths import atomic_path
-from tumornb.pipeline import Augmentation, evaluation_dataset, training_dataset
+from tumornb.pipeline import MIXING_ALPHA, Augmentation, evaluation_dataset, training_dataset
 from tumornb.progress import epoch_message, report
 
 __all__ = [
@@ -90,6 +90,13 @@ class TrainConfig:
     ema : float, optional
         Keep an exponential moving average of the weights with this momentum (e.g. 0.99):
         validation, early stopping and the saved model use the averaged weights.
+    mixing : {"mixup", "cutmix"}, optional
+        Mix every training batch after augmentation (:func:`tumornb.pipeline.mix_batch`).
+    mixing_alpha : float, optional
+        The mixing proportion's Beta parameter; default per method
+        (:data:`tumornb.pipeline.MIXING_ALPHA`).
+    width : float, default=1.0
+        Multiplies the filters of every layer of ``tumornb_cnn`` (see :func:`tumornb.models.build_model`).
     mixed_precision : bool, optional
         Compute in float16 with float32 weights. Default: on when TensorFlow
         sees a GPU (where it is about twice as fast), off on CPUs (where
@@ -108,8 +115,17 @@ class TrainConfig:
     mixed_precision: bool | None = None
     steps: int | None = None
     ema: float | None = None
+    mixing: str | None = None
+    mixing_alpha: float | None = None
+    width: float = 1.0
 
     def __post_init__(self):
+        if self.mixing is not None and self.mixing not in MIXING_ALPHA:
+            raise ValueError(f"mixing must be one of {', '.join(MIXING_ALPHA)} or None, got {self.mixing!r}")
+        if self.mixing_alpha is not None and self.mixing_alpha <= 0:
+            raise ValueError(f"mixing_alpha must be positive, got {self.mixing_alpha}")
+        if self.width <= 0:
+            raise ValueError(f"width is a positive multiplier of the filters, got {self.width}")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps must be a positive number of batches, got {self.steps}")
         if self.ema is not None and not 0 < self.ema < 1:
@@ -422,7 +438,7 @@ def train_classifier(
     # A layer takes its dtype policy when it is built; restore the global one straight after.
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     try:
-        model = build_model(config.model, config.image_size, n_classes)
+        model = build_model(config.model, config.image_size, n_classes, width=config.width)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     compile_model(
@@ -443,6 +459,8 @@ def train_classifier(
         augmentation=config.augmentation,
         start_epoch=start_epoch,
         epochs=epochs,
+        mixing=config.mixing,
+        mixing_alpha=config.mixing_alpha,
     )
     val_data = evaluation_dataset(x_val, y_val, n_classes=n_classes)
 
