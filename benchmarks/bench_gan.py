@@ -12,6 +12,8 @@ names (default: all of them)
 * ``projection+aux``: the same with the auxiliary classifier (``class_weight=1``),
 * ``cbn``: class-conditional batch normalisation in the generator, Adam at ``--learning-rate``,
 * ``cbn+aux``: the same with the auxiliary classifier,
+* ``cbn+capped-aux``: the same with the auxiliary loss capped at a class probability of 0.8
+  (``class_confidence``), so that drawing prototypes earns the generator nothing more,
 * ``per_class``: the original method's one GAN per class at 2e-4, the budget split evenly between them,
 
 each for the same number of seconds (``--budget-s``, stopped at the first batch past it), from the
@@ -40,13 +42,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-#: name -> (class_weight, conditional_norm, learning rate; None: --learning-rate)
+#: name -> DGAN options; ``learning_rate`` None means ``--learning-rate``.
 GENERATORS = {
-    "projection": (0.0, False, 2e-4),
-    "projection+aux": (1.0, False, 2e-4),
-    "cbn": (0.0, True, None),
-    "cbn+aux": (1.0, True, None),
-    "per_class": (0.0, False, 2e-4),
+    "projection": {"learning_rate": 2e-4},
+    "projection+aux": {"class_weight": 1.0, "learning_rate": 2e-4},
+    "cbn": {"conditional_norm": True, "learning_rate": None},
+    "cbn+aux": {"class_weight": 1.0, "conditional_norm": True, "learning_rate": None},
+    "cbn+capped-aux": {
+        "class_weight": 1.0,
+        "class_confidence": 0.8,
+        "conditional_norm": True,
+        "learning_rate": None,
+    },
+    "per_class": {"learning_rate": 2e-4},
 }
 
 
@@ -55,12 +63,11 @@ def train_for(
     labels,
     n_classes,
     *,
-    class_weight,
     budget_s,
     width,
     seed,
-    conditional_norm=False,
     learning_rate=2e-4,
+    **options,
 ):
     """A DGAN trained for ``budget_s`` seconds; returns it and the real images per second it saw."""
     import keras
@@ -77,9 +84,8 @@ def train_for(
         n_classes,
         width=width,
         augment=False,
-        class_weight=class_weight,
-        conditional_norm=conditional_norm,
         seed=seed,
+        **options,
     )
     gan.compile(learning_rate=learning_rate)
     batch, epochs = 32, 10_000
@@ -138,8 +144,8 @@ def main() -> None:
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         for name in args.generators.split(","):
-            class_weight, conditional_norm, learning_rate = GENERATORS[name]
-            learning_rate = learning_rate or args.learning_rate
+            options = dict(GENERATORS[name])
+            learning_rate = options.pop("learning_rate") or args.learning_rate
             if name == "per_class":
                 synthetic, rates = [], []
                 for k in range(len(names)):
@@ -148,7 +154,6 @@ def main() -> None:
                         mine,
                         np.zeros(len(mine), int),
                         1,
-                        class_weight=0.0,
                         budget_s=args.budget_s / len(names),
                         width=args.width,
                         seed=seed,
@@ -162,12 +167,11 @@ def main() -> None:
                     real.x_train,
                     real.y_train,
                     len(names),
-                    class_weight=class_weight,
                     budget_s=args.budget_s,
                     width=args.width,
                     seed=seed,
-                    conditional_norm=conditional_norm,
                     learning_rate=learning_rate,
+                    **options,
                 )
                 synthetic = gan.generate(drawn, seed=seed + 1)
             found = fidelity.class_fidelity(judge_proba, real.x_val, real.y_val, synthetic, drawn, names)

@@ -85,9 +85,12 @@ def test_the_auxiliary_class_loss_enters_the_discriminator_step_and_trains_its_c
     """
     images, labels = _real_batch(16, 4)
 
-    def one_step(class_weight):
+    def one_step(class_weight, class_confidence=None):
         keras.utils.set_random_seed(0)
-        gan = DGAN(SIDE, 4, latent_dim=16, width=8, augment=False, class_weight=class_weight, seed=0)
+        gan = DGAN(
+            SIDE, 4, latent_dim=16, width=8, augment=False, class_weight=class_weight,
+            class_confidence=class_confidence, seed=0,
+        )  # fmt: skip
         gan.compile()
         head = gan.discriminator.get_layer("class_logits").get_weights()[0].copy()
         history = gan.fit(images, labels, batch_size=16, epochs=1, verbose=0).history
@@ -102,6 +105,22 @@ def test_the_auxiliary_class_loss_enters_the_discriminator_step_and_trains_its_c
     np.testing.assert_array_equal(off.discriminator.get_layer("class_logits").get_weights()[0], head_off)
     assert not np.allclose(on.discriminator.get_layer("class_logits").get_weights()[0], head_on)
     assert DGAN(SIDE, 1, latent_dim=16, width=8, class_weight=1.0).class_weight == 0.0
+    # Capped at a probability of 0.8: an untrained head (CE near log 4) is asked for log(1/0.8) less.
+    _, _, logs_capped = one_step(2.0, class_confidence=0.8)
+    assert logs_capped["d_loss"] == pytest.approx(logs_on["d_loss"], rel=1e-5)
+    assert logs_capped["g_class_loss"] == pytest.approx(logs_on["g_class_loss"] + np.log(0.8), rel=1e-4)
+
+
+def test_a_capped_class_loss_asks_nothing_of_images_already_confident_enough():
+    """Check that an image at probability 0.9 adds nothing under a cap of 0.8, one at 0.5 the rest."""
+    logits = tf.math.log(tf.constant([[0.9, 0.05, 0.05], [0.5, 0.25, 0.25]]))
+    labels = tf.constant([0, 0])
+    capped = float(DGAN._class_loss(logits, labels, -np.log(0.8)))
+    assert capped == pytest.approx((np.log(1 / 0.5) - np.log(1 / 0.8)) / 2, rel=1e-5)
+    uncapped = float(DGAN._class_loss(logits, labels))
+    assert uncapped == pytest.approx((np.log(1 / 0.9) + np.log(2)) / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="class_confidence is a probability"):
+        DGAN(SIDE, 4, latent_dim=16, width=8, class_confidence=1.5)
 
 
 def test_generate_gives_the_requested_classes_reproducibly():

@@ -35,6 +35,8 @@ Images are float tensors in [-1, 1] inside this module; :func:`to_uint8` and
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tumornb.backend import keras, layers, tf
@@ -256,6 +258,11 @@ class DGAN(keras.Model):
         learns the real images' classes, and the generator is penalised by the same
         cross-entropy on its images' intended classes. 0 (the default) leaves the
         head untrained and the losses as without it; no effect with one class.
+    class_confidence : float, optional
+        Cap on what the auxiliary loss asks of the generator: its images stop being pushed
+        towards their class once the head gives it at least this probability (the
+        cross-entropy enters as ``max(0, CE + log(class_confidence))``). Without a cap the
+        generator can lower the loss all the way by drawing a few prototypes per class.
     conditional_norm : bool, default=False
         Class-conditional batch normalisation in the generator (see :func:`build_generator`).
     seed : int, default=0
@@ -277,6 +284,7 @@ class DGAN(keras.Model):
         ema: float = 0.999,
         augment: bool = True,
         class_weight: float = 0.0,
+        class_confidence: float | None = None,
         conditional_norm: bool = False,
         seed: int = 0,
         **kwargs,
@@ -285,6 +293,9 @@ class DGAN(keras.Model):
         self.image_size, self.n_classes, self.latent_dim = image_size, n_classes, latent_dim
         self.ema, self.augment, self.seed = ema, augment, seed
         self.class_weight = float(class_weight) if n_classes > 1 else 0.0
+        if class_confidence is not None and not 0 < class_confidence < 1:
+            raise ValueError(f"class_confidence is a probability between 0 and 1, got {class_confidence}")
+        self.class_margin = -math.log(class_confidence) if class_confidence else 0.0
         shape = dict(latent_dim=latent_dim, width=width, conditional_norm=conditional_norm)
         self.generator = build_generator(image_size, n_classes, **shape)
         self.discriminator = build_discriminator(image_size, n_classes, width=width)
@@ -333,9 +344,10 @@ class DGAN(keras.Model):
 
             L_D = E[\max(0, 1 - D(x, y))] + E[\max(0, 1 + D(G(z, y), y))] + \lambda\,CE(C(x), y)
 
-            L_G = -E[D(G(z, y), y)] + \lambda\,CE(C(G(z, y)), y)
+            L_G = -E[D(G(z, y), y)] + \lambda\,E[\max(0, CE(C(G(z, y)), y) - m)]
 
-        with $D$ the projection score, $C$ the auxiliary class head and $\lambda$ ``class_weight``.
+        with $D$ the projection score, $C$ the auxiliary class head, $\lambda$ ``class_weight``
+        and $m = -\log$ ``class_confidence`` (0 without a cap).
         """
         real, labels = data
         labels = tf.cast(labels, tf.int32)
@@ -359,7 +371,7 @@ class DGAN(keras.Model):
         with tf.GradientTape() as tape:
             fake = self.generator([noise, labels], training=True)
             fake_score, fake_logits = self._judge(fake, labels, seeds[4])
-            g_class = self._class_loss(fake_logits, labels)
+            g_class = self._class_loss(fake_logits, labels, self.class_margin)
             g_loss = -tf.reduce_mean(fake_score) + self.class_weight * g_class
         weights = self.generator.trainable_weights
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, weights), weights, strict=True))
@@ -380,8 +392,9 @@ class DGAN(keras.Model):
         }
 
     @staticmethod
-    def _class_loss(logits, labels):
-        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    def _class_loss(logits, labels, margin: float = 0.0):
+        cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+        return tf.reduce_mean(tf.nn.relu(cross_entropy - margin))
 
     def generate(self, labels: np.ndarray, *, seed: int = 0, batch_size: int = 256) -> np.ndarray:
         """Draw one image per entry of ``labels`` with the averaged generator, as uint8.

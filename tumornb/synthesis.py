@@ -72,6 +72,8 @@ class GANConfig:
     class_weight : float, default=0.0
         Weight of the auxiliary classification loss (see :class:`tumornb.gan.DGAN`);
         0, the default, trains without it.
+    class_confidence : float, optional
+        Cap on the auxiliary loss of the generator (see :class:`tumornb.gan.DGAN`).
     conditional_norm : bool, default=False
         Class-conditional batch normalisation in the generator (see
         :func:`tumornb.gan.build_generator`); no effect on the per-class variant.
@@ -89,6 +91,7 @@ class GANConfig:
     width: int = 32
     augment: bool = True
     class_weight: float = 0.0
+    class_confidence: float | None = None
     conditional_norm: bool = False
     seed: int = 0
     grid_every: int = 10
@@ -220,6 +223,7 @@ def _fit_one(
         width=config.width,
         augment=config.augment,
         class_weight=config.class_weight,
+        class_confidence=config.class_confidence,
         conditional_norm=config.conditional_norm,
         seed=config.seed,
     )
