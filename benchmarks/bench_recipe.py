@@ -32,6 +32,9 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
+import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -112,33 +115,6 @@ def in_fresh_process(function, *args):
         return pool.apply(function, args)
 
 
-def mean_interval(values: pd.Series) -> str:
-    """Mean over seeds with Student's t 95% interval (the mean alone for one seed)."""
-    from tumornb.metrics import t_interval
-
-    return str(t_interval(values.to_numpy())) if len(values) > 1 else f"{values.mean():.3f}"
-
-
-def report(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per recipe; the one with the best mean validation accuracy is marked."""
-    by = rows.groupby("recipe", sort=False)
-    baseline_wall = rows.loc[rows["recipe"] == "baseline", "training wall (s)"].mean()
-    table = pd.DataFrame(
-        {
-            "validation accuracy": by["validation accuracy"].apply(mean_interval),
-            "test accuracy (reference)": by["test accuracy"].apply(mean_interval),
-            "test macro-F1 (reference)": by["test macro-F1"].apply(mean_interval),
-            "training wall (s)": by["training wall (s)"].mean().round(0),
-            "wall / baseline": (by["training wall (s)"].mean() / baseline_wall).round(2),
-            "training images/s": by["training images/s"].mean().round(0),
-            "prediction ms/image": by["prediction ms/image"].mean().round(2),
-        }
-    )
-    chosen = by["validation accuracy"].mean().idxmax()
-    table["chosen on validation"] = ["<-" if name == chosen else "" for name in table.index]
-    return table
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -152,8 +128,12 @@ def main() -> None:
     parser.add_argument(
         "--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES), help="default: all"
     )
-    parser.add_argument("--json", type=Path, help="also write every row here")
+    parser.add_argument(
+        "--json", type=Path, help="also write every row, with the command and machine (chapter 03 reads it)"
+    )
     args = parser.parse_args()
+    from tumornb.training import recipe_table
+
     data_dir = args.data_dir or (REAL_DATA if REAL_DATA.is_dir() else None)
     print(f"data: {data_dir or 'the embedded phantom'}; {args.image_size} px; seeds {args.seeds}")
     rows = []
@@ -176,9 +156,18 @@ def main() -> None:
     first = frame.iloc[0]
     counts = (int(first[key]) for key in ("n_train", "n_val", "n_test"))
     print("\n{} training, {} validation, {} test images".format(*counts))
-    print(report(frame).to_string())
+    print(recipe_table(frame).to_string())
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+        record = {
+            "command": "python benchmarks/bench_recipe.py " + " ".join(sys.argv[1:]),
+            "finished": time.strftime("%Y-%m-%d"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}",
+            "data": str(data_dir.name if data_dir else "phantom"),
+            "image_size": args.image_size,
+            "epochs": args.epochs,
+            "rows": rows,
+        }
+        args.json.write_text(json.dumps(record, indent=1))
 
 
 if __name__ == "__main__":

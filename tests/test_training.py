@@ -357,3 +357,25 @@ def test_training_reports_one_line_per_epoch_when_followed(eda_run, tmp_path, mo
     lines = (tmp_path / "progress").read_text().splitlines()
     assert [line.split(",")[0] for line in lines] == [f"classifier real: epoch {k}/2" for k in (1, 2)]
     assert "val_accuracy" in lines[0] and "min left" in lines[0] and "min left" not in lines[1]
+
+
+def test_recipe_table_marks_the_best_on_validation_and_takes_median_times():
+    """Check the benchmark table: mean and interval over seeds, median wall time, the validation choice."""
+    from tumornb.training import recipe_table
+
+    rows = pd.DataFrame(
+        {
+            "recipe": ["baseline"] * 3 + ["mixup"] * 3,
+            "validation accuracy": [0.80, 0.82, 0.84, 0.70, 0.71, 0.72],
+            "test accuracy": [0.9, 0.9, 0.9, 0.95, 0.95, 0.95],  # better on test: not the choice
+            "test macro-F1": [0.9] * 6,
+            "training wall (s)": [100.0, 300.0, 110.0, 120.0, 125.0, 130.0],  # one slowed baseline run
+            "training images/s": [10.0] * 6,
+            "prediction ms/image": [1.0] * 6,
+        }
+    )
+    table = recipe_table(rows)
+    assert list(table.index) == ["baseline", "mixup"]
+    assert table.loc["baseline", "validation accuracy"].startswith("0.820 [")
+    assert table.loc["baseline", "training wall (s)"] == 110 and table.loc["mixup", "wall / baseline"] == 1.14
+    assert table["chosen on validation"].tolist() == ["<-", ""]

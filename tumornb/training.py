@@ -39,6 +39,7 @@ __all__ = [
     "TimeBudget",
     "TrainResult",
     "training_table",
+    "recipe_table",
     "closing_history",
     "load_trained",
     "resume_point",
@@ -586,3 +587,45 @@ def training_table(results: Mapping[str, TrainResult]) -> pd.DataFrame:
         for name, r in results.items()
     }
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def recipe_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per recipe of ``benchmarks/bench_recipe.py``, the best on validation marked.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        One row per recipe and seed, as the benchmark records them: ``recipe``,
+        ``validation accuracy``, ``test accuracy``, ``test macro-F1``, ``training wall (s)``,
+        ``training images/s`` and ``prediction ms/image``; one recipe is ``baseline``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by recipe, in the order first seen: each score as its mean over seeds with a
+        Student's t 95% interval (the mean alone for one seed); training time, its ratio to the
+        baseline's, and throughput as medians over seeds, since a run slowed by another process
+        is noise in one direction only; and ``chosen on validation`` marking the recipe with the
+        best mean validation accuracy. The test columns are for reference only.
+    """
+    from tumornb.metrics import t_interval
+
+    def mean_interval(values: pd.Series) -> str:
+        return str(t_interval(values.to_numpy())) if len(values) > 1 else f"{values.mean():.3f}"
+
+    by = rows.groupby("recipe", sort=False)
+    baseline_wall = rows.loc[rows["recipe"] == "baseline", "training wall (s)"].median()
+    table = pd.DataFrame(
+        {
+            "validation accuracy": by["validation accuracy"].apply(mean_interval),
+            "test accuracy (reference)": by["test accuracy"].apply(mean_interval),
+            "test macro-F1 (reference)": by["test macro-F1"].apply(mean_interval),
+            "training wall (s)": by["training wall (s)"].median().round(0),
+            "wall / baseline": (by["training wall (s)"].median() / baseline_wall).round(2),
+            "training images/s": by["training images/s"].median().round(0),
+            "prediction ms/image": by["prediction ms/image"].median().round(2),
+        }
+    )
+    chosen = by["validation accuracy"].mean().idxmax()
+    table["chosen on validation"] = ["<-" if name == chosen else "" for name in table.index]
+    return table
