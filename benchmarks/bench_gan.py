@@ -67,9 +67,13 @@ def train_for(
     width,
     seed,
     learning_rate=2e-4,
+    budget_steps=None,
     **options,
 ):
-    """A DGAN trained for ``budget_s`` seconds; returns it and the real images per second it saw."""
+    """A DGAN trained for ``budget_s`` seconds (or ``budget_steps`` steps, when given).
+
+    Returns the DGAN and the real images per second it saw.
+    """
     import keras
     import tensorflow as tf
 
@@ -94,7 +98,10 @@ def train_for(
     ).map(lambda x, y: (x / 127.5 - 1.0, tf.argmax(y, axis=-1, output_type=tf.int32)))
     steps = math.ceil(len(images) / batch)
     started = time.perf_counter()
-    gan.fit(dataset, epochs=epochs, steps_per_epoch=steps, callbacks=[TimeBudget(budget_s)], verbose=0)
+    if budget_steps:
+        gan.fit(dataset, epochs=1, steps_per_epoch=budget_steps, verbose=0)
+    else:
+        gan.fit(dataset, epochs=epochs, steps_per_epoch=steps, callbacks=[TimeBudget(budget_s)], verbose=0)
     seconds = time.perf_counter() - started
     seen = int(keras.ops.convert_to_numpy(gan.d_optimizer.iterations)) * batch
     return gan, seen / seconds
@@ -108,6 +115,11 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--budget-s", type=float, default=150.0)
+    parser.add_argument(
+        "--budget-steps",
+        type=int,
+        help="train each generator this many steps instead of --budget-s seconds (fair on a shared machine)",
+    )
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--judge-epochs", type=int, default=40)
     parser.add_argument(
@@ -138,7 +150,8 @@ def main() -> None:
     floor_fid = quality.frechet_distance(val_features, train_features[: len(real.x_val)])
     floor_kid = quality.kernel_distance(val_features, train_features)[0]
     print(f"{len(real.x_train)} training and {len(real.x_val)} validation images at {args.image_size} px")
-    print(f"budget {args.budget_s:.0f} s per generator; judge accuracy on real validation images ", end="")
+    budget = f"{args.budget_steps} steps" if args.budget_steps else f"{args.budget_s:.0f} s"
+    print(f"budget {budget} per generator; judge accuracy on real validation images ", end="")
     print(f"{(judge_proba(real.x_val).argmax(1) == real.y_val).mean():.3f}\n")
 
     rows = []
@@ -155,6 +168,7 @@ def main() -> None:
                         np.zeros(len(mine), int),
                         1,
                         budget_s=args.budget_s / len(names),
+                        budget_steps=args.budget_steps and args.budget_steps // len(names),
                         width=args.width,
                         seed=seed,
                         learning_rate=learning_rate,
@@ -168,6 +182,7 @@ def main() -> None:
                     real.y_train,
                     len(names),
                     budget_s=args.budget_s,
+                    budget_steps=args.budget_steps,
                     width=args.width,
                     seed=seed,
                     learning_rate=learning_rate,

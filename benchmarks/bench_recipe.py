@@ -34,6 +34,7 @@ import json
 import multiprocessing
 import os
 import platform
+import shlex
 import sys
 import tempfile
 import time
@@ -159,7 +160,7 @@ def main() -> None:
     print(recipe_table(frame).to_string())
     if args.json:
         record = {
-            "command": "python benchmarks/bench_recipe.py " + " ".join(sys.argv[1:]),
+            "command": shlex.join(["python", "benchmarks/bench_recipe.py", *sys.argv[1:]]),
             "finished": time.strftime("%Y-%m-%d"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}",
             "data": str(data_dir.name if data_dir else "phantom"),
