@@ -16,8 +16,8 @@ fresh process, on the same images:
 * ``ema``: ``--epochs`` epochs with a moving average of the weights (``TrainConfig.ema``);
 * ``mixup``, ``cutmix``: every training batch mixed (``TrainConfig.mixing``, default alphas);
 * ``width 1.5x``: ``tumornb_cnn`` with 1.5 times the filters in every layer;
-* ``size 128``, ``size 160``, ``size 192``: the baseline on images of that side (its own
-  cache; validation and test images at the same side);
+* ``size 128``, ``size 160``, ``size 192``: the baseline on images of that side (validation
+  and test images at the same side);
 
 and each trained model is also scored with **flip TTA** (its probabilities averaged with those
 of the left-right mirror image), which costs no training. The recipe to keep is chosen on
@@ -142,8 +142,8 @@ def main() -> None:
         run_dir = Path(tmp) / "run"
         recipes = ["baseline", *(name for name in args.recipes if name != "baseline")]
         sizes = {name: RECIPES[name].get("image_size", args.image_size) for name in recipes}
-        for size in sorted(set(sizes.values())):
-            in_fresh_process(prepare, data_dir, run_dir, size)
+        # One audit; a recipe at another size has its images decoded into the cache on first use.
+        in_fresh_process(prepare, data_dir, run_dir, args.image_size)
         for seed in args.seeds:
             for recipe in recipes:
                 found = in_fresh_process(train_and_score, run_dir, sizes[recipe], recipe, seed, args.epochs)

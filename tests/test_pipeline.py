@@ -157,5 +157,5 @@ def test_training_batches_are_mixed_only_when_asked():
     mixed = next(iter(training_dataset(images, labels, mixing="mixup", **options)))[1].numpy()
     assert set(np.unique(plain)) == {0.0, 1.0}
     assert len(np.unique(mixed)) > 2
-    with pytest.raises(ValueError, match="mixing method must be one of mixup, cutmix"):
+    with pytest.raises(ValueError, match="mixing must be one of mixup, cutmix"):
         mix_batch(*_two_class_batch(), tf.constant([0, 0]), "blend")

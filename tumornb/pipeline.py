@@ -31,6 +31,7 @@ __all__ = [
     "MIXING_ALPHA",
     "Augmentation",
     "augment_batch",
+    "check_mixing",
     "evaluation_dataset",
     "mix_batch",
     "one_hot",
@@ -135,6 +136,20 @@ def _cut_masks(seed: tf.Tensor, keep: tf.Tensor, side: tf.Tensor) -> tf.Tensor:
     return rows[:, :, None] * cols[:, None, :]
 
 
+def check_mixing(method: str | None, alpha: float | None = None) -> None:
+    """Raise ``ValueError`` unless ``method`` is a mixing method (or None) and ``alpha`` positive (or None).
+
+    Parameters
+    ----------
+    method : {"mixup", "cutmix"} or None
+    alpha : float, optional
+    """
+    if method is not None and method not in MIXING_ALPHA:
+        raise ValueError(f"mixing must be one of {', '.join(MIXING_ALPHA)}, got {method!r}")
+    if alpha is not None and alpha <= 0:
+        raise ValueError(f"mixing_alpha must be positive, got {alpha}")
+
+
 def mix_batch(
     images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor, method: str = "mixup", alpha: float | None = None
 ) -> tuple[tf.Tensor, tf.Tensor]:
@@ -160,11 +175,8 @@ def mix_batch(
         The mixed images and labels; each label row is ``lam * y_i + (1 - lam) * y_j``
         with ``lam`` the share of image ``i`` actually kept (for CutMix, the pixel share).
     """
-    if method not in MIXING_ALPHA:
-        raise ValueError(f"mixing method must be one of {', '.join(MIXING_ALPHA)}, got {method!r}")
+    check_mixing(method, alpha)
     alpha = MIXING_ALPHA[method] if alpha is None else alpha
-    if alpha <= 0:
-        raise ValueError(f"mixing alpha must be positive, got {alpha}")
     n = tf.shape(images)[0]
     seeds = tf.random.experimental.stateless_split(seed, 3)
     partner = tf.argsort(tf.random.stateless_uniform((n,), seed=seeds[0]))

@@ -30,7 +30,7 @@ from tumornb.backend import keras, tf
 from tumornb.data import preprocessing_spec
 from tumornb.models import build_model, compile_model
 from tumornb.paths import atomic_path
-from tumornb.pipeline import MIXING_ALPHA, Augmentation, evaluation_dataset, training_dataset
+from tumornb.pipeline import Augmentation, check_mixing, evaluation_dataset, training_dataset
 from tumornb.progress import epoch_message, report
 
 __all__ = [
@@ -121,10 +121,7 @@ class TrainConfig:
     width: float = 1.0
 
     def __post_init__(self):
-        if self.mixing is not None and self.mixing not in MIXING_ALPHA:
-            raise ValueError(f"mixing must be one of {', '.join(MIXING_ALPHA)} or None, got {self.mixing!r}")
-        if self.mixing_alpha is not None and self.mixing_alpha <= 0:
-            raise ValueError(f"mixing_alpha must be positive, got {self.mixing_alpha}")
+        check_mixing(self.mixing, self.mixing_alpha)
         if self.width <= 0:
             raise ValueError(f"width is a positive multiplier of the filters, got {self.width}")
         if self.steps is not None and self.steps < 1:
