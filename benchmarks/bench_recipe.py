@@ -12,7 +12,10 @@ carved out of the new training split. Every recipe is trained once per seed, eac
 fresh process, on the same images:
 
 * ``baseline``: chapter 03's ``tumornb_cnn`` recipe for ``--epochs`` epochs;
-* ``1.5x schedule``: the same for 1.5 times as many epochs (the cosine schedule stretched);
+* ``1.5x schedule``, ``2x schedule``: the same for 1.5 or 2 times as many epochs (the cosine
+  schedule stretched);
+* ``plateau``: the plateau schedule (:mod:`tumornb.schedules`): the peak rate held until the
+  validation loss stalls, then a cool-down; the data decides the length, up to 4x ``--epochs``;
 * ``ema``: ``--epochs`` epochs with a moving average of the weights (``TrainConfig.ema``);
 * ``mixup``, ``cutmix``: every training batch mixed (``TrainConfig.mixing``, default alphas);
 * ``width 1.5x``: ``tumornb_cnn`` with 1.5 times the filters in every layer;
@@ -48,6 +51,8 @@ REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kaggle-sa
 RECIPES: dict[str, dict] = {
     "baseline": {},
     "1.5x schedule": {"epochs_factor": 1.5},
+    "2x schedule": {"epochs_factor": 2},
+    "plateau": {"schedule": "plateau", "epochs_factor": 4},
     "ema": {"ema": 0.99},
     "mixup": {"mixing": "mixup"},
     "cutmix": {"mixing": "cutmix"},

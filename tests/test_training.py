@@ -370,6 +370,7 @@ def test_recipe_table_marks_the_best_on_validation_and_takes_median_times():
             "test accuracy": [0.9, 0.9, 0.9, 0.95, 0.95, 0.95],  # better on test: not the choice
             "test macro-F1": [0.9] * 6,
             "training wall (s)": [100.0, 300.0, 110.0, 120.0, 125.0, 130.0],  # one slowed baseline run
+            "epochs run": [20, 20, 20, 31, 47, 40],
             "training images/s": [10.0] * 6,
             "prediction ms/image": [1.0] * 6,
         }
@@ -379,3 +380,60 @@ def test_recipe_table_marks_the_best_on_validation_and_takes_median_times():
     assert table.loc["baseline", "validation accuracy"].startswith("0.820 [")
     assert table.loc["baseline", "training wall (s)"] == 110 and table.loc["mixup", "wall / baseline"] == 1.14
     assert table["chosen on validation"].tolist() == ["<-", ""]
+    assert table["epochs run"].tolist() == [20, 40]
+
+
+def test_plateau_schedule_cools_down_ends_there_and_resumes_the_same(eda_run, tmp_path):
+    """Check the plateau schedule's logged rates, its end at the cool-down's end, and a resumed run."""
+    from tumornb.schedules import Cooldown, plateau_learning_rate
+
+    ts = real_training_set(eda_run, SIDE, val_fraction=0.25, seed=0)
+    args = (ts.x_train[:32], ts.y_train[:32], ts.x_val, ts.y_val)
+    config = _config(
+        epochs=7, schedule="plateau", plateau_patience=1, learning_rate=1e-3, augmentation=NO_AUGMENTATION
+    )
+    straight = train_classifier(*args, tmp_path / "straight", config, class_names=ts.class_names)
+    cooldown = Cooldown(**straight.info["cooldown"])
+    assert straight.info["epochs_run"] == cooldown.end <= 7
+    assert straight.info["budget"]["epochs"] == 7
+    per_epoch = 4  # 32 images in batches of 8
+    last_steps = [per_epoch * (e + 1) - 1 for e in range(cooldown.end)]
+    expected = [
+        plateau_learning_rate(s, peak=1e-3, steps_per_epoch=per_epoch, cooldown=cooldown) for s in last_steps
+    ]
+    np.testing.assert_allclose(straight.history["learning_rate"], expected, rtol=1e-5)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(
+            *args, tmp_path / "resumed", config, class_names=ts.class_names, callbacks=[_Interrupt(2)]
+        )
+    resumed = train_classifier(*args, tmp_path / "resumed", config, class_names=ts.class_names)
+    assert resumed.info["cooldown"] == straight.info["cooldown"]
+    np.testing.assert_allclose(resumed.history["learning_rate"], straight.history["learning_rate"], rtol=1e-6)
+    with pytest.raises(ValueError, match="schedule must be one of cosine, plateau"):
+        _config(schedule="step")
+
+
+@pytest.mark.parametrize(
+    ("budget", "facts", "budget_words", "ending"),
+    [
+        ({"epochs": 30}, {"epochs_run": 30}, "30 epochs", "epochs"),
+        ({"epochs": 30}, {"epochs_run": 17}, "30 epochs", "early stopping"),
+        ({"epochs": 99, "steps": 50}, {"steps_run": 50}, "99 epochs, 50 steps", "step budget"),
+        ({"epochs": 99, "seconds": 90}, {"wall_seconds": 91}, "99 epochs, 1.5 min", "time budget"),
+        (
+            {"epochs": 100, "seconds": 720},
+            {"cooldown": {"start": 38, "length": 8, "reason": "plateau"}},
+            "100 epochs, 12 min",
+            "cool-down after epoch 38 (a plateau)",
+        ),
+    ],
+)
+def test_the_training_table_states_the_budget_and_what_ended_training(budget, facts, budget_words, ending):
+    """Check the budget and 'ended by' words of chapter 03's table on hand-made train.json facts."""
+    from tumornb.training import budget_text, ended_by
+
+    info = {"config": {"epochs": budget["epochs"]}, "budget": budget, "epochs_run": 10, "steps_run": 10}
+    info |= {"wall_seconds": 10.0, "cooldown": None} | facts
+    assert budget_text(info) == budget_words
+    assert ended_by(info) == ending

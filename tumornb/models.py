@@ -33,7 +33,10 @@ from collections.abc import Callable
 
 from tumornb.backend import keras, layers
 
-__all__ = ["MODELS", "build_model", "compile_model", "seed_cnn", "tumornb_cnn"]
+__all__ = ["MODELS", "PEAK_LEARNING_RATE", "build_model", "compile_model", "seed_cnn", "tumornb_cnn"]
+
+#: AdamW's peak learning rate for every model but ``seed_cnn`` when none is given.
+PEAK_LEARNING_RATE = 2e-3
 
 
 def seed_cnn(image_size: int = 128, n_classes: int = 4) -> keras.Model:
@@ -174,6 +177,7 @@ def compile_model(
     jit_compile: bool | str = "auto",
     total_steps: int | None = None,
     ema: float | None = None,
+    schedule: str = "cosine",
 ) -> keras.Model:
     """Compile ``model`` with the optimiser and loss that belong to it.
 
@@ -199,6 +203,9 @@ def compile_model(
         (default ``steps_per_epoch * epochs``).
     ema : float, optional
         Momentum of a moving average of the weights kept by the optimiser.
+    schedule : {"cosine", "plateau"}, default="cosine"
+        ``"plateau"`` compiles with a constant learning rate at the peak, for
+        :class:`tumornb.schedules.PlateauSchedule` to drive during training.
     """
     metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
     averaging = {"use_ema": ema is not None, "ema_momentum": ema or 0.99}
@@ -207,15 +214,16 @@ def compile_model(
         loss = keras.losses.CategoricalCrossentropy()
         jit_compile = False
     else:
-        total = max(1, total_steps or steps_per_epoch * epochs)
-        warmup = min(steps_per_epoch, total // 2)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=0.0,
-            decay_steps=total - warmup,
-            warmup_target=learning_rate or 2e-3,
-            warmup_steps=warmup,
-        )
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4, **averaging)
+        peak = learning_rate or PEAK_LEARNING_RATE
+        if schedule == "plateau":
+            rate = peak
+        else:
+            total = max(1, total_steps or steps_per_epoch * epochs)
+            warmup = min(steps_per_epoch, total // 2)
+            rate = keras.optimizers.schedules.CosineDecay(
+                initial_learning_rate=0.0, decay_steps=total - warmup, warmup_target=peak, warmup_steps=warmup
+            )
+        optimizer = keras.optimizers.AdamW(rate, weight_decay=1e-4, **averaging)
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
     return model

@@ -3,6 +3,14 @@
 A profile is a dictionary of notebook parameters. Each chapter receives the
 ones its ``parameters`` cell declares; ``-p key=value`` overrides any of them.
 
+The classifier's training is sized by a **budget**, not a fixed length: with
+``schedule="plateau"`` (:mod:`tumornb.schedules`) each training holds its peak
+learning rate while the validation loss improves, then cools down and ends, so
+the data decides how long it trains. ``epochs`` is the most it may run and
+``train_minutes`` the most minutes on the machine at hand (per training run);
+the cool-down starts in time to end within both. ``train.json`` records the
+budget, the epochs and steps used, and what started the cool-down.
+
 ========  ==============================================================
 smoke     CI: the whole book in a few minutes on 2 CPU cores
 default   the README's main command: a meaningful result on the embedded
@@ -26,6 +34,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "phantom_test_per_class": 10,
         "embedding_max_images": 300,
         "epochs": 2,
+        "schedule": "plateau",
+        "train_minutes": None,
         "learning_rate": 5e-4,
         "gan_image_size": 32,
         "gan_width": 8,
@@ -43,7 +53,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "phantom_train_per_class": 300,
         "phantom_test_per_class": 75,
         "embedding_max_images": 1500,
-        "epochs": 30,
+        "epochs": 100,
+        "schedule": "plateau",
+        "train_minutes": 15,
         "learning_rate": 5e-4,
         "gan_image_size": 64,
         "gan_width": 16,
@@ -61,7 +73,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "phantom_train_per_class": 1200,
         "phantom_test_per_class": 300,
         "embedding_max_images": 4000,
-        "epochs": 40,
+        "epochs": 200,
+        "schedule": "plateau",
+        "train_minutes": None,
         "learning_rate": None,
         "gan_image_size": 128,
         "gan_width": 32,

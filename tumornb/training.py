@@ -28,10 +28,11 @@ import pandas as pd
 import tumornb
 from tumornb.backend import keras, tf
 from tumornb.data import preprocessing_spec
-from tumornb.models import build_model, compile_model
+from tumornb.models import PEAK_LEARNING_RATE, build_model, compile_model
 from tumornb.paths import atomic_path
 from tumornb.pipeline import Augmentation, check_mixing, evaluation_dataset, training_dataset
 from tumornb.progress import epoch_message, report
+from tumornb.schedules import SCHEDULES, PlateauSchedule
 
 __all__ = [
     "EpochReport",
@@ -39,6 +40,8 @@ __all__ = [
     "TimeBudget",
     "TrainResult",
     "training_table",
+    "budget_text",
+    "ended_by",
     "recipe_table",
     "closing_history",
     "load_trained",
@@ -72,7 +75,7 @@ class TrainConfig:
         A name in :data:`tumornb.models.MODELS`.
     image_size : int, default=128
     epochs : int, default=30
-        Most epochs to train (the learning-rate schedule spans them).
+        Most epochs to train (the cosine schedule spans them; the plateau schedule's ceiling).
     batch_size : int, default=32
     learning_rate : float, optional
         Peak learning rate; default per model (see :func:`tumornb.models.compile_model`).
@@ -83,7 +86,8 @@ class TrainConfig:
     augmentation : Augmentation or None
         ``None`` trains on the images unchanged.
     time_budget_s : float, optional
-        Stop after the batch that crosses this many seconds of training.
+        Seconds of training. The cosine schedule stops after the batch that crosses it; the plateau
+        schedule starts its cool-down in time to end near it.
     steps : int, optional
         A training budget in optimiser steps (batches). When given it decides the length of
         training instead of ``epochs``: the learning-rate schedule spans exactly ``steps``, and
@@ -98,6 +102,14 @@ class TrainConfig:
         (:data:`tumornb.pipeline.MIXING_ALPHA`).
     width : float, default=1.0
         Multiplies the filters of every layer of ``tumornb_cnn`` (see :func:`tumornb.models.build_model`).
+    schedule : {"cosine", "plateau"}, default="cosine"
+        ``"cosine"`` decays over ``epochs`` (or ``steps``), fixed in advance. ``"plateau"`` holds the
+        peak until the validation loss stops improving for ``plateau_patience`` epochs or the budget
+        (``epochs``, ``time_budget_s``) is about to run out, then cools down linearly and ends
+        (:mod:`tumornb.schedules`): the data decides how long training lasts.
+    plateau_patience : int, default=4
+    cooldown_fraction : float, default=0.2
+        The plateau schedule's cool-down, as a share of the epochs run before it.
     mixed_precision : bool, optional
         Compute in float16 with float32 weights. Default: on when TensorFlow
         sees a GPU (where it is about twice as fast), off on CPUs (where
@@ -119,9 +131,18 @@ class TrainConfig:
     mixing: str | None = None
     mixing_alpha: float | None = None
     width: float = 1.0
+    schedule: str = "cosine"
+    plateau_patience: int = 4
+    cooldown_fraction: float = 0.2
 
     def __post_init__(self):
         check_mixing(self.mixing, self.mixing_alpha)
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.schedule == "plateau" and self.model == "seed_cnn":
+            raise ValueError(
+                "seed_cnn keeps the seed project's constant learning rate: use schedule='cosine'"
+            )
         if self.width <= 0:
             raise ValueError(f"width is a positive multiplier of the filters, got {self.width}")
         if self.steps is not None and self.steps < 1:
@@ -446,6 +467,7 @@ def train_classifier(
         learning_rate=config.learning_rate,
         total_steps=config.steps,
         ema=config.ema,
+        schedule=config.schedule,
     )
 
     train_data = training_dataset(
@@ -477,7 +499,20 @@ def train_classifier(
     ]
     if config.steps is not None:
         all_callbacks.append(_StepBudget(config.steps))
-    if config.time_budget_s is not None:
+    plateau = None
+    if config.schedule == "plateau":
+        plateau = PlateauSchedule(
+            config.learning_rate or PEAK_LEARNING_RATE,
+            steps,
+            max_epochs=epochs,
+            patience=config.plateau_patience,
+            fraction=config.cooldown_fraction,
+            time_budget_s=config.time_budget_s,
+            val_losses=val_losses,
+            epoch_seconds=previous["seconds"].to_numpy() if len(previous) else (),
+        )
+        all_callbacks.append(plateau)
+    elif config.time_budget_s is not None:
         already = float(previous["seconds"].sum()) if len(previous) else 0.0
         all_callbacks.append(TimeBudget(config.time_budget_s, already))
     if progress is not None:
@@ -507,8 +542,10 @@ def train_classifier(
         "n_train": len(x_train),
         "n_val": len(x_val),
         "n_params": model.count_params(),
+        "budget": {"epochs": epochs, "steps": config.steps, "seconds": config.time_budget_s},
         "epochs_run": len(history),
         "steps_run": int(model.optimizer.iterations.numpy()),
+        "cooldown": asdict(plateau.cooldown) if plateau and plateau.cooldown else None,
         "best_epoch": best_epoch,
         "best_val_loss": float(history["val_loss"].min()),
         "best_val_accuracy": float(history.loc[history["val_loss"].idxmin(), "val_accuracy"]),
@@ -557,6 +594,33 @@ def load_trained(out_dir: str | Path) -> TrainResult:
     )
 
 
+def budget_text(info: Mapping) -> str:
+    """A run's training budget in words, from its ``train.json``, e.g. ``"100 epochs, 12 min"``."""
+    budget = info.get("budget") or {"epochs": info["config"]["epochs"]}
+    parts = [f"{budget['epochs']} epochs"]
+    if budget.get("steps"):
+        parts.append(f"{budget['steps']} steps")
+    if budget.get("seconds"):
+        parts.append(f"{budget['seconds'] / 60:g} min")
+    return ", ".join(parts)
+
+
+def ended_by(info: Mapping) -> str:
+    """What ended a training run, from its ``train.json``: the schedule, a budget or early stopping."""
+    budget, config = info.get("budget") or {}, info["config"]
+    if info.get("cooldown"):
+        start, reason = info["cooldown"]["start"], info["cooldown"]["reason"]
+        why = {"plateau": "a plateau", "epochs": "the epoch budget", "time": "the time budget"}[reason]
+        return f"cool-down after epoch {start} ({why})"
+    if budget.get("steps") and info["steps_run"] >= budget["steps"]:
+        return "step budget"
+    if budget.get("seconds") and info["wall_seconds"] >= budget["seconds"]:
+        return "time budget"
+    if info["epochs_run"] >= budget.get("epochs", config["epochs"]):
+        return "epochs"
+    return "early stopping"
+
+
 def training_table(results: Mapping[str, TrainResult]) -> pd.DataFrame:
     """One row per trained variant: its images, epochs, chosen epoch and speed.
 
@@ -574,7 +638,9 @@ def training_table(results: Mapping[str, TrainResult]) -> pd.DataFrame:
         name: {
             "train images": r.info["n_train"],
             "of which synthetic": r.info.get("n_synthetic", 0),
+            "budget": budget_text(r.info),
             "epochs run": r.info["epochs_run"],
+            "ended by": ended_by(r.info),
             "best epoch": r.info["best_epoch"] + 1,
             "best val. loss": round(r.info["best_val_loss"], 3),
             "val. accuracy at best": round(r.info["best_val_accuracy"], 3),
@@ -593,15 +659,16 @@ def recipe_table(rows: pd.DataFrame) -> pd.DataFrame:
     ----------
     rows : pandas.DataFrame
         One row per recipe and seed, as the benchmark records them: ``recipe``,
-        ``validation accuracy``, ``test accuracy``, ``test macro-F1``, ``training wall (s)``,
-        ``training images/s`` and ``prediction ms/image``; one recipe is ``baseline``.
+        ``validation accuracy``, ``test accuracy``, ``test macro-F1``, ``epochs run``,
+        ``training wall (s)``, ``training images/s`` and ``prediction ms/image``; one recipe is
+        ``baseline``.
 
     Returns
     -------
     pandas.DataFrame
         Indexed by recipe, in the order first seen: each score as its mean over seeds with a
         Student's t 95% interval (the mean alone for one seed); training time, its ratio to the
-        baseline's, and throughput as medians over seeds, since a run slowed by another process
+        baseline's, epochs run and throughput as medians over seeds, since a run slowed by another process
         is noise in one direction only; and ``chosen on validation`` marking the recipe with the
         best mean validation accuracy. The test columns are for reference only.
     """
@@ -617,6 +684,7 @@ def recipe_table(rows: pd.DataFrame) -> pd.DataFrame:
             "validation accuracy": by["validation accuracy"].apply(mean_interval),
             "test accuracy (reference)": by["test accuracy"].apply(mean_interval),
             "test macro-F1 (reference)": by["test macro-F1"].apply(mean_interval),
+            "epochs run": by["epochs run"].median(),
             "training wall (s)": by["training wall (s)"].median().round(0),
             "wall / baseline": (by["training wall (s)"].median() / baseline_wall).round(2),
             "training images/s": by["training images/s"].median().round(0),
