@@ -15,7 +15,8 @@ fresh process, on the same images:
 * ``1.5x schedule``, ``2x schedule``: the same for 1.5 or 2 times as many epochs (the cosine
   schedule stretched);
 * ``plateau``: the plateau schedule (:mod:`tumornb.schedules`): the peak rate held until the
-  validation loss stalls, then a cool-down; the data decides the length, up to 4x ``--epochs``;
+  validation loss stalls (4 epochs without a new low; 8 for ``plateau, patience 8``), then a
+  cool-down; the data decides the length, up to 4x ``--epochs``;
 * ``ema``: ``--epochs`` epochs with a moving average of the weights (``TrainConfig.ema``);
 * ``mixup``, ``cutmix``: every training batch mixed (``TrainConfig.mixing``, default alphas);
 * ``width 1.5x``: ``tumornb_cnn`` with 1.5 times the filters in every layer;
@@ -53,6 +54,7 @@ RECIPES: dict[str, dict] = {
     "1.5x schedule": {"epochs_factor": 1.5},
     "2x schedule": {"epochs_factor": 2},
     "plateau": {"schedule": "plateau", "epochs_factor": 4},
+    "plateau, patience 8": {"schedule": "plateau", "plateau_patience": 8, "patience": 12, "epochs_factor": 4},
     "ema": {"ema": 0.99},
     "mixup": {"mixing": "mixup"},
     "cutmix": {"mixing": "cutmix"},
@@ -135,6 +137,9 @@ def main() -> None:
         "--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES), help="default: all"
     )
     parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the baseline (its rows come from another run)"
+    )
+    parser.add_argument(
         "--json", type=Path, help="also write every row, with the command and machine (chapter 03 reads it)"
     )
     args = parser.parse_args()
@@ -145,7 +150,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        recipes = ["baseline", *(name for name in args.recipes if name != "baseline")]
+        recipes = [name for name in args.recipes if name != "baseline"]
+        recipes = recipes if args.no_baseline else ["baseline", *recipes]
         sizes = {name: RECIPES[name].get("image_size", args.image_size) for name in recipes}
         # One audit; a recipe at another size has its images decoded into the cache on first use.
         in_fresh_process(prepare, data_dir, run_dir, args.image_size)

@@ -130,22 +130,23 @@ def test_smoke_run_trains_the_ablation_and_chapter_04_compares_it(smoke_run):
     """Check the ablation's folders after the smoke run and chapter 04's ablation results."""
     from tumornb.profiles import profile_parameters
 
-    seeds = profile_parameters("smoke")["ablation_seeds"]
+    smoke = profile_parameters("smoke")
+    seeds, variants = smoke["ablation_seeds"], smoke["ablation_variants"]
     repetitions = ablation.trained_repetitions(smoke_run)
     assert sorted(zip(repetitions["variant"], repetitions["seed"], strict=True)) == sorted(
-        (v, s) for v in ablation.VARIANTS for s in seeds
+        (v, s) for v in variants for s in seeds
     )
     for row in repetitions.itertuples():
         info = json.loads((row.dir / "train.json").read_text())
         assert info["config"]["seed"] == row.seed and info.get("variant", row.variant) == row.variant
     saved = json.loads(RunDir(smoke_run).metrics.read_text())["ablation"]
     subsets = ("test images with no duplicate in training", "all test images")
-    assert len(saved["per_run"]) == 2 * len(subsets) * len(ablation.VARIANTS) * len(seeds)
+    assert len(saved["per_run"]) == 2 * len(subsets) * len(variants) * len(seeds)
     compared = {(c["test images"], c["comparison"], c["metric"], c["seeds"]) for c in saved["comparisons"]}
     assert compared == {
         (subset, f"{v} vs real", m, len(seeds))
         for subset in subsets
-        for v in ablation.VARIANTS[1:]
+        for v in variants[1:]
         for m in ("accuracy", "macro-F1")
     }
     assert len(saved["per_seed_differences"]) == len(compared) * len(seeds)

@@ -573,9 +573,10 @@ class AblationResult:
 
 #: What the ablation's design cannot separate from the method; printed beside every verdict.
 CONFOUNDS = (
-    "*Confounds:* with the same number of epochs, `real+synthetic` takes about 30% more optimisation "
-    "steps than `real` (its training set is larger), so longer training alone could explain part of a "
-    "gain; and the synthetic images of every seed come from chapter 02's one GAN, trained once on all "
+    "*Confounds:* `real+synthetic` takes more optimisation steps than `real` (about 30% more per epoch, "
+    "its training set being larger; the plateau schedule then lets each variant train until its own "
+    "validation loss levels off), so longer training alone could explain part of a gain; and the "
+    "synthetic images of every seed come from chapter 02's one GAN, trained once on all "
     "real fitting images, so its own randomness is not in the interval, and `10real+90synthetic` draws "
     "indirectly on every real image, not on 10% of them."
 )

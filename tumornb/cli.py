@@ -98,7 +98,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     ablate.add_argument("--profile", choices=list(PROFILES), default="default", help="(default: %(default)s)")
     ablate.add_argument("--seeds", help="comma-separated seeds (default: the profile's ablation_seeds)")
-    ablate.add_argument("--variants", help="comma-separated variants (default: all three)")
+    ablate.add_argument(
+        "--variants", help="comma-separated variants (default: the profile's ablation_variants)"
+    )
     ablate.add_argument(
         "--jobs",
         type=int,
@@ -215,7 +217,9 @@ def _ablate(args: argparse.Namespace) -> None:
     check_overrides(overrides)
     parameters = profile_parameters(args.profile) | overrides
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else parameters["ablation_seeds"]
-    variants = args.variants.split(",") if args.variants else list(VARIANTS)
+    variants = (
+        args.variants.split(",") if args.variants else parameters.get("ablation_variants", list(VARIANTS))
+    )
     run_ablation(
         args.run_dir,
         seeds=seeds,

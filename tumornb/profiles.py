@@ -45,6 +45,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "judge_epochs": 2,
         "n_boot": 200,
         "ablation_seeds": [0, 1],
+        # CI: the two variants of the method itself; unit tests cover the other two variants' data.
+        "ablation_variants": ["real", "real+synthetic"],
         "ablate_in_run": True,
     },
     "default": {
@@ -65,6 +67,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "judge_epochs": 40,
         "n_boot": 1000,
         "ablation_seeds": [0, 1, 2, 3, 4],
+        "ablation_variants": ["real", "real+synthetic", "real+filtered-synthetic", "10real+90synthetic"],
         "ablate_in_run": False,
     },
     "full": {
@@ -85,6 +88,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "judge_epochs": 60,
         "n_boot": 2000,
         "ablation_seeds": [0, 1, 2, 3, 4],
+        "ablation_variants": ["real", "real+synthetic", "real+filtered-synthetic", "10real+90synthetic"],
         "ablate_in_run": True,
     },
 }

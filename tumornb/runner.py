@@ -162,11 +162,15 @@ def run_chapters(
     for index, (name, notebook) in enumerate(chapters.items(), start=1):
         final = run.notebooks_dir / f"{name}.ipynb"
         if ablate and name.startswith("04"):
-            from tumornb.ablation import run_ablation
+            from tumornb.ablation import VARIANTS, run_ablation
 
             start = time.perf_counter()
             run_ablation(
-                run.root, seeds=parameters.get("ablation_seeds", [0]), parameters=parameters, log=log
+                run.root,
+                seeds=parameters.get("ablation_seeds", [0]),
+                variants=parameters.get("ablation_variants", VARIANTS),
+                parameters=parameters,
+                log=log,
             )
             results.append(ChapterResult("ablation", run.root / "ablation", time.perf_counter() - start))
         log(f"[{index}/{len(chapters)}] {name} ({profile} profile)")

@@ -139,6 +139,11 @@ class TrainConfig:
         check_mixing(self.mixing, self.mixing_alpha)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.schedule == "plateau" and self.plateau_patience >= self.patience:
+            raise ValueError(
+                f"plateau_patience ({self.plateau_patience}) must be below patience ({self.patience}): "
+                "the cool-down has to start before early stopping ends training"
+            )
         if self.schedule == "plateau" and self.model == "seed_cnn":
             raise ValueError(
                 "seed_cnn keeps the seed project's constant learning rate: use schedule='cosine'"
