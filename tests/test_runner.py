@@ -34,6 +34,11 @@ def test_smoke_run_writes_the_chapter_artifacts(smoke_run):
     assert summary["counts"]["train"]["glioma"] == smoke["phantom_train_per_class"]
     assert summary["n_unreadable"] == 0 and summary["image_size"] == smoke["image_size"]
     assert list(run.cache_dir.glob(f"images-{smoke['image_size']}px-*.npy"))
+    # The profile's training budget reached chapter 03: the plateau schedule within its epochs.
+    trained = json.loads((run.model_dir("real") / "train.json").read_text())
+    assert trained["config"]["schedule"] == smoke["schedule"] == "plateau"
+    assert trained["budget"]["epochs"] == trained["epochs_run"] == smoke["epochs"]
+    assert trained["cooldown"]["reason"] == "epochs" and trained["cooldown"]["start"] < smoke["epochs"]
     executed = nbformat.read(run.notebooks_dir / "01_eda.ipynb", as_version=4)
     assert not [
         o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"

@@ -62,7 +62,7 @@ def cooldown_start(
     val_losses: Sequence[float],
     epoch_seconds: Sequence[float],
     *,
-    patience: int = 4,
+    patience: int = 8,
     fraction: float = 0.2,
     max_epochs: int,
     time_budget_s: float | None = None,
@@ -75,7 +75,7 @@ def cooldown_start(
         Validation loss after each epoch run so far.
     epoch_seconds : sequence of float
         Wall time of each of those epochs.
-    patience : int, default=4
+    patience : int, default=8
         Epochs without a new lowest validation loss that count as a plateau.
     fraction : float, default=0.2
         Length of the cool-down as a share of the epochs run before it (at least 2 epochs).
@@ -160,7 +160,7 @@ class PlateauSchedule(keras.callbacks.Callback):
     peak : float
     steps_per_epoch : int
     max_epochs : int
-    patience : int, default=4
+    patience : int, default=8
     fraction : float, default=0.2
     time_budget_s : float, optional
     val_losses, epoch_seconds : sequence of float
@@ -173,7 +173,7 @@ class PlateauSchedule(keras.callbacks.Callback):
         steps_per_epoch: int,
         *,
         max_epochs: int,
-        patience: int = 4,
+        patience: int = 8,
         fraction: float = 0.2,
         time_budget_s: float | None = None,
         val_losses: Sequence[float] = (),

@@ -80,7 +80,8 @@ class TrainConfig:
     learning_rate : float, optional
         Peak learning rate; default per model (see :func:`tumornb.models.compile_model`).
     patience : int, default=8
-        Epochs without a lower validation loss before stopping early.
+        Epochs without a lower validation loss before stopping early (cosine schedule; the plateau
+        schedule ends training with its cool-down instead).
     seed : int, default=0
         Seeds the weights, the order of the images and the augmentation.
     augmentation : Augmentation or None
@@ -107,7 +108,7 @@ class TrainConfig:
         peak until the validation loss stops improving for ``plateau_patience`` epochs or the budget
         (``epochs``, ``time_budget_s``) is about to run out, then cools down linearly and ends
         (:mod:`tumornb.schedules`): the data decides how long training lasts.
-    plateau_patience : int, default=4
+    plateau_patience : int, default=8
     cooldown_fraction : float, default=0.2
         The plateau schedule's cool-down, as a share of the epochs run before it.
     mixed_precision : bool, optional
@@ -132,21 +133,17 @@ class TrainConfig:
     mixing_alpha: float | None = None
     width: float = 1.0
     schedule: str = "cosine"
-    plateau_patience: int = 4
+    plateau_patience: int = 8
     cooldown_fraction: float = 0.2
 
     def __post_init__(self):
         check_mixing(self.mixing, self.mixing_alpha)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.schedule == "plateau" and self.plateau_patience >= self.patience:
-            raise ValueError(
-                f"plateau_patience ({self.plateau_patience}) must be below patience ({self.patience}): "
-                "the cool-down has to start before early stopping ends training"
-            )
         if self.schedule == "plateau" and self.model == "seed_cnn":
             raise ValueError(
-                "seed_cnn keeps the seed project's constant learning rate: use schedule='cosine'"
+                "seed_cnn keeps the seed project's constant learning rate: train it with schedule='cosine' "
+                "(tumornb run ... -p schedule=cosine)"
             )
         if self.width <= 0:
             raise ValueError(f"width is a positive multiplier of the filters, got {self.width}")
@@ -493,11 +490,17 @@ def train_classifier(
     # Order matters at each epoch end: facts join the logs before the CSV row is
     # written, and the backup comes last, so a kill in between redoes the epoch.
     # With ema, validation (so early stopping and the best epoch) sees the averaged weights.
+    # The plateau schedule ends training itself, after its cool-down.
+    early_stopping = (
+        []
+        if config.schedule == "plateau"
+        else [_ResumableEarlyStopping(val_losses, monitor="val_loss", patience=config.patience)]
+    )
     all_callbacks = [
         _EpochFacts(len(x_train)),
         *([keras.callbacks.SwapEMAWeights()] if config.ema else []),
         _BestModel(model_path, best=float(val_losses.min(initial=math.inf)), averaged=bool(config.ema)),
-        _ResumableEarlyStopping(val_losses, monitor="val_loss", patience=config.patience),
+        *early_stopping,
         csv_logger := keras.callbacks.CSVLogger(str(history_path), append=bool(start_epoch)),
         keras.callbacks.BackupAndRestore(str(backup_dir)),
         _RestoreRandomState(),
