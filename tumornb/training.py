@@ -603,7 +603,17 @@ def load_trained(out_dir: str | Path) -> TrainResult:
 
 
 def budget_text(info: Mapping) -> str:
-    """A run's training budget in words, from its ``train.json``, e.g. ``"100 epochs, 12 min"``."""
+    """A run's training budget in words, e.g. ``"100 epochs, 12 min"``.
+
+    Parameters
+    ----------
+    info : mapping
+        The run's ``train.json``; runs from before budgets were recorded state their epochs.
+
+    Returns
+    -------
+    str
+    """
     budget = info.get("budget") or {"epochs": info["config"]["epochs"]}
     parts = [f"{budget['epochs']} epochs"]
     if budget.get("steps"):
@@ -614,7 +624,18 @@ def budget_text(info: Mapping) -> str:
 
 
 def ended_by(info: Mapping) -> str:
-    """What ended a training run, from its ``train.json``: the schedule, a budget or early stopping."""
+    """What ended a training run: the plateau schedule's cool-down, a budget or early stopping.
+
+    Parameters
+    ----------
+    info : mapping
+        The run's ``train.json``.
+
+    Returns
+    -------
+    str
+        E.g. ``"cool-down after epoch 38 (a plateau)"``, ``"epochs"`` or ``"early stopping"``.
+    """
     budget, config = info.get("budget") or {}, info["config"]
     if info.get("cooldown"):
         start, reason = info["cooldown"]["start"], info["cooldown"]["reason"]
