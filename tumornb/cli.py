@@ -218,7 +218,7 @@ def _ablate(args: argparse.Namespace) -> None:
     parameters = profile_parameters(args.profile) | overrides
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else parameters["ablation_seeds"]
     variants = (
-        args.variants.split(",") if args.variants else parameters.get("ablation_variants", list(VARIANTS))
+        args.variants.split(",") if args.variants else parameters.get("ablation_variants") or list(VARIANTS)
     )
     run_ablation(
         args.run_dir,

@@ -67,7 +67,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "judge_epochs": 40,
         "n_boot": 1000,
         "ablation_seeds": [0, 1, 2, 3, 4],
-        "ablation_variants": ["real", "real+synthetic", "real+filtered-synthetic", "10real+90synthetic"],
+        "ablation_variants": None,  # every variant of tumornb.ablation.VARIANTS
         "ablate_in_run": False,
     },
     "full": {
@@ -88,7 +88,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "judge_epochs": 60,
         "n_boot": 2000,
         "ablation_seeds": [0, 1, 2, 3, 4],
-        "ablation_variants": ["real", "real+synthetic", "real+filtered-synthetic", "10real+90synthetic"],
+        "ablation_variants": None,  # every variant of tumornb.ablation.VARIANTS
         "ablate_in_run": True,
     },
 }

@@ -168,7 +168,7 @@ def run_chapters(
             run_ablation(
                 run.root,
                 seeds=parameters.get("ablation_seeds", [0]),
-                variants=parameters.get("ablation_variants", VARIANTS),
+                variants=parameters.get("ablation_variants") or VARIANTS,
                 parameters=parameters,
                 log=log,
             )
