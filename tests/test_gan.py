@@ -111,6 +111,33 @@ def test_the_auxiliary_class_loss_enters_the_discriminator_step_and_trains_its_c
     assert logs_capped["g_class_loss"] == pytest.approx(logs_on["g_class_loss"] + np.log(0.8), rel=1e-4)
 
 
+def test_the_twin_classifier_learns_generated_classes_and_is_subtracted_for_the_generator():
+    """Check TAC-GAN's twin head against the auxiliary loss alone, from equal weights and seeds.
+
+    The twin is one more head on the same features, so the discriminator's loss grows by exactly
+    ``class_weight`` times the twin's cross-entropy on the generated images; the generator's class
+    loss loses that cross-entropy (about log 4 for untrained heads).
+    """
+    images, labels = _real_batch(16, 4)
+
+    def one_step(twin):
+        keras.utils.set_random_seed(0)
+        gan = DGAN(SIDE, 4, latent_dim=16, width=8, augment=False, class_weight=2.0, twin_classifier=twin)
+        gan.compile()
+        history = gan.fit(images, labels, batch_size=16, epochs=1, verbose=0).history
+        return gan, {k: v[0] for k, v in history.items()}
+
+    aux, logs_aux = one_step(False)
+    tac, logs_tac = one_step(True)
+    assert len(aux.discriminator.outputs) == 2 and len(tac.discriminator.outputs) == 3
+    twin_loss = logs_tac["d_class_loss"] - logs_aux["d_class_loss"]
+    assert twin_loss == pytest.approx(np.log(4), rel=0.5)
+    assert logs_tac["d_loss"] == pytest.approx(logs_aux["d_loss"] + 2.0 * twin_loss, rel=1e-4)
+    assert logs_tac["g_class_loss"] < logs_aux["g_class_loss"] - 0.5
+    # Without the auxiliary loss there is nothing for a twin to balance.
+    assert not DGAN(SIDE, 4, latent_dim=16, width=8, twin_classifier=True).twin_classifier
+
+
 def test_a_capped_class_loss_asks_nothing_of_images_already_confident_enough():
     """Check that an image at probability 0.9 adds nothing under a cap of 0.8, one at 0.5 the rest."""
     logits = tf.math.log(tf.constant([[0.9, 0.05, 0.05], [0.5, 0.25, 0.25]]))

@@ -11,7 +11,11 @@ Two variants share one implementation:
   head recognises as the class drawn (Odena et al., 2017). Also optionally
   (``conditional_norm``) every batch normalisation of the generator takes its
   scale and shift from a per-class table (de Vries et al., 2017), so the class
-  reaches every stage instead of the input only.
+  reaches every stage instead of the input only. With ``twin_classifier`` a
+  second class head learns the classes of the *generated* images, and the
+  generator is rewarded for images that head finds hard (Gong et al., 2019,
+  "TAC-GAN"): the auxiliary loss alone pulls every class to the few images its
+  head is surest of; the twin's term pushes back towards the class's spread.
 * **per class** (the original method): one unconditional GAN per class, each
   on that class's images only. Here it is the same model with one "class".
 
@@ -199,7 +203,9 @@ def build_generator(
     return keras.Model([noise, label], image, name="generator")
 
 
-def build_discriminator(image_size: int = 64, n_classes: int = 4, *, width: int = 32) -> keras.Model:
+def build_discriminator(
+    image_size: int = 64, n_classes: int = 4, *, width: int = 32, twin: bool = False
+) -> keras.Model:
     """Image and class to a realness score and class logits: spectrally normalised strided convolutions.
 
     The score is ``w . h + embed(class) . h`` for the pooled features ``h``: the
@@ -211,12 +217,15 @@ def build_discriminator(image_size: int = 64, n_classes: int = 4, *, width: int 
     image_size : int, default=64
     n_classes : int, default=4
     width : int, default=32
+    twin : bool, default=False
+        Add a second class head on the same features (the twin classifier of TAC-GAN).
 
     Returns
     -------
     keras.Model
         Inputs ``[image (batch, side, side, 1), class (batch,) int]``; outputs
-        ``[score (batch, 1), class_logits (batch, n_classes)]``.
+        ``[score (batch, 1), class_logits (batch, n_classes)]``, and
+        ``twin_logits (batch, n_classes)`` after them when ``twin``.
     """
     stages = _stages(image_size)
     image = keras.Input((image_size, image_size, 1), name="image")
@@ -234,8 +243,11 @@ def build_discriminator(image_size: int = 64, n_classes: int = 4, *, width: int 
     score = layers.Add(dtype="float32", name="score")([score, projection])
     # The spectrally normalised features vary little between images (a per-feature spread of
     # about 0.004 at initialisation): standardised over the batch first, the head can learn.
-    logits = layers.Dense(n_classes, dtype="float32", name="class_logits")(layers.BatchNormalization()(h))
-    return keras.Model([image, label], [score, logits], name="discriminator")
+    standardised = layers.BatchNormalization()(h)
+    outputs = [score, layers.Dense(n_classes, dtype="float32", name="class_logits")(standardised)]
+    if twin:
+        outputs.append(layers.Dense(n_classes, dtype="float32", name="twin_logits")(standardised))
+    return keras.Model([image, label], outputs, name="discriminator")
 
 
 class DGAN(keras.Model):
@@ -265,6 +277,11 @@ class DGAN(keras.Model):
         generator can lower the loss all the way by drawing a few prototypes per class.
     conditional_norm : bool, default=False
         Class-conditional batch normalisation in the generator (see :func:`build_generator`).
+    twin_classifier : bool, default=False
+        A twin class head learns the generated images' classes (weight ``class_weight``),
+        and the generator's auxiliary loss subtracts that head's cross-entropy: images
+        of a class should be as hard to tell apart from each other as real ones, not
+        collapse to what the real-image head is surest of. Needs ``class_weight > 0``.
     seed : int, default=0
         Every random draw in training is a function of this and the step.
 
@@ -286,6 +303,7 @@ class DGAN(keras.Model):
         class_weight: float = 0.0,
         class_confidence: float | None = None,
         conditional_norm: bool = False,
+        twin_classifier: bool = False,
         seed: int = 0,
         **kwargs,
     ):
@@ -298,7 +316,10 @@ class DGAN(keras.Model):
         self.class_margin = -math.log(class_confidence) if class_confidence else 0.0
         shape = dict(latent_dim=latent_dim, width=width, conditional_norm=conditional_norm)
         self.generator = build_generator(image_size, n_classes, **shape)
-        self.discriminator = build_discriminator(image_size, n_classes, width=width)
+        self.twin_classifier = bool(twin_classifier) and self.class_weight > 0
+        self.discriminator = build_discriminator(
+            image_size, n_classes, width=width, twin=self.twin_classifier
+        )
         self.ema_generator = build_generator(image_size, n_classes, **shape)
         self.ema_generator.set_weights(self.generator.get_weights())
         self.built = True  # every part is a built functional model
@@ -333,9 +354,11 @@ class DGAN(keras.Model):
         return tf.random.experimental.stateless_split(tf.stack([tf.constant(self.seed, tf.int64), step]), n)
 
     def _judge(self, images, labels, seed):
+        """Score, class logits and twin logits (None without a twin) of the augmented images."""
         if self.augment:
             images = diff_augment(images, seed)
-        return self.discriminator([images, labels], training=True)
+        outputs = self.discriminator([images, labels], training=True)
+        return outputs[0], outputs[1], outputs[2] if self.twin_classifier else None
 
     def train_step(self, data):
         r"""One step of each network; what each minimises, for real images $x$ of class $y$ and $G(z, y)$.
@@ -343,11 +366,13 @@ class DGAN(keras.Model):
         .. math::
 
             L_D = E[\max(0, 1 - D(x, y))] + E[\max(0, 1 + D(G(z, y), y))] + \lambda\,CE(C(x), y)
+                  + \lambda\,CE(T(G(z, y)), y)
 
-            L_G = -E[D(G(z, y), y)] + \lambda\,E[\max(0, CE(C(G(z, y)), y) - m)]
+            L_G = -E[D(G(z, y), y)] + \lambda\,E[\max(0, CE(C(G(z, y)), y) - m)] - \lambda\,CE(T(G(z, y)), y)
 
-        with $D$ the projection score, $C$ the auxiliary class head, $\lambda$ ``class_weight``
-        and $m = -\log$ ``class_confidence`` (0 without a cap).
+        with $D$ the projection score, $C$ the auxiliary class head, $T$ the twin head (its
+        terms only with ``twin_classifier``), $\lambda$ ``class_weight`` and
+        $m = -\log$ ``class_confidence`` (0 without a cap).
         """
         real, labels = data
         labels = tf.cast(labels, tf.int32)
@@ -356,13 +381,15 @@ class DGAN(keras.Model):
         noise = tf.random.stateless_normal((n, self.latent_dim), seeds[0])
         with tf.GradientTape() as tape:
             fake = self.generator([noise, labels], training=True)
-            real_score, real_logits = self._judge(real, labels, seeds[1])
-            fake_score, _ = self._judge(fake, labels, seeds[2])
+            real_score, real_logits, _ = self._judge(real, labels, seeds[1])
+            fake_score, _, fake_twin = self._judge(fake, labels, seeds[2])
             adversarial = tf.reduce_mean(tf.nn.relu(1.0 - real_score)) + tf.reduce_mean(
                 tf.nn.relu(1.0 + fake_score)
             )
             # The class head learns from real images only, so it cannot be taught the generator's mistakes.
             d_class = self._class_loss(real_logits, labels)
+            if self.twin_classifier:  # ... and the twin from generated images only.
+                d_class = d_class + self._class_loss(fake_twin, labels)
             d_loss = adversarial + self.class_weight * d_class
         weights = self.discriminator.trainable_weights
         self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, weights), weights, strict=True))
@@ -370,8 +397,10 @@ class DGAN(keras.Model):
         noise = tf.random.stateless_normal((n, self.latent_dim), seeds[3])
         with tf.GradientTape() as tape:
             fake = self.generator([noise, labels], training=True)
-            fake_score, fake_logits = self._judge(fake, labels, seeds[4])
+            fake_score, fake_logits, fake_twin = self._judge(fake, labels, seeds[4])
             g_class = self._class_loss(fake_logits, labels, self.class_margin)
+            if self.twin_classifier:
+                g_class = g_class - self._class_loss(fake_twin, labels)
             g_loss = -tf.reduce_mean(fake_score) + self.class_weight * g_class
         weights = self.generator.trainable_weights
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, weights), weights, strict=True))

@@ -77,6 +77,8 @@ class GANConfig:
     conditional_norm : bool, default=False
         Class-conditional batch normalisation in the generator (see
         :func:`tumornb.gan.build_generator`); no effect on the per-class variant.
+    twin_classifier : bool, default=False
+        The twin class head of TAC-GAN beside the auxiliary one (see :class:`tumornb.gan.DGAN`).
     seed : int, default=0
     grid_every : int, default=10
         Save the fixed noise grid every this many epochs (and after the last).
@@ -93,6 +95,7 @@ class GANConfig:
     class_weight: float = 0.0
     class_confidence: float | None = None
     conditional_norm: bool = False
+    twin_classifier: bool = False
     seed: int = 0
     grid_every: int = 10
 
@@ -225,6 +228,7 @@ def _fit_one(
         class_weight=config.class_weight,
         class_confidence=config.class_confidence,
         conditional_norm=config.conditional_norm,
+        twin_classifier=config.twin_classifier,
         seed=config.seed,
     )
     gan.compile(learning_rate=config.learning_rate)
