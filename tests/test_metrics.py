@@ -2,13 +2,16 @@
 
 import numpy as np
 import pytest
+from sklearn import metrics as skm
 from sklearn.metrics import accuracy_score
 
 from tumornb.metrics import (
     Comparison,
     Estimate,
+    balanced_accuracy,
     bootstrap_ci,
     classification_summary,
+    cohen_kappa,
     comparison_table,
     format_p,
     holm,
@@ -226,3 +229,33 @@ def test_single_run_comparison_is_described_never_judged():
         assert claim not in text
     adjusted = describe(gain, model="B", reference="A", p_adjusted=0.002)
     assert "[95% CI +4.0 to +12.0, unadjusted]" in adjusted and "Holm-adjusted p = 0.002" in adjusted
+
+
+@pytest.mark.filterwarnings("ignore")  # scikit-learn's, about the missing classes the case means
+@pytest.mark.parametrize("seed", range(6))
+def test_the_fast_metrics_equal_scikit_learns_with_ties_and_missing_classes(seed):
+    """The bootstrap's metrics count by hand (for speed); each must equal scikit-learn's own.
+
+    Probabilities rounded to one decimal make many ties, and some cases leave a class out of
+    ``y_true`` or out of ``y_pred``, as a bootstrap resample does.
+    """
+    rng = np.random.default_rng(seed)
+    n, k = rng.integers(5, 60), 4
+    y_true = rng.integers(0, k - (seed % 2), n)  # odd seeds: class 3 never true
+    probabilities = np.round(rng.dirichlet(np.ones(k), n), 1)
+    probabilities /= probabilities.sum(1, keepdims=True)
+    y_pred = np.where(rng.random(n) < 0.6, y_true, rng.integers(0, k - (seed % 3 == 0), n))
+    present = np.unique(y_true)
+    assert balanced_accuracy(y_true, y_pred) == pytest.approx(skm.balanced_accuracy_score(y_true, y_pred))
+    assert cohen_kappa(y_true, y_pred) == pytest.approx(skm.cohen_kappa_score(y_true, y_pred))
+    expected_f1 = skm.f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+    assert macro_f1(y_true, y_pred) == pytest.approx(expected_f1)
+    if len(present) < k:
+        assert np.isnan(roc_auc_ovr(y_true, probabilities)) and np.isnan(pr_auc_ovr(y_true, probabilities))
+    else:
+        expected_roc = skm.roc_auc_score(y_true, probabilities, multi_class="ovr", labels=np.arange(k))
+        assert roc_auc_ovr(y_true, probabilities) == pytest.approx(expected_roc)
+        one_hot = y_true[:, None] == np.arange(k)
+        expected_ap = skm.average_precision_score(one_hot, probabilities, average="macro")
+        assert pr_auc_ovr(y_true, probabilities) == pytest.approx(expected_ap)
+    assert np.isnan(cohen_kappa(np.zeros(4, int), np.zeros(4, int)))  # chance agreement 1, as sklearn

@@ -608,11 +608,9 @@ def analyse_ablation(
     -------
     AblationResult
     """
-    from sklearn.metrics import accuracy_score
+    from tumornb.metrics import accuracy, macro_f1, subset_comparison_table
 
-    from tumornb.metrics import macro_f1, subset_comparison_table
-
-    metrics = metrics or {"accuracy": accuracy_score, "macro-F1": macro_f1}
+    metrics = metrics or {"accuracy": accuracy, "macro-F1": macro_f1}
     y_true = np.asarray(y_true)
     seeds_of: dict[str, set[int]] = {}
     for variant, seed in predictions:

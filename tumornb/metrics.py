@@ -25,9 +25,11 @@ __all__ = [
     "Comparison",
     "Estimate",
     "accuracy",
+    "balanced_accuracy",
     "bootstrap_ci",
     "bootstrap_draws",
     "classification_summary",
+    "cohen_kappa",
     "comparison_table",
     "comparisons_record",
     "describe",
@@ -89,8 +91,59 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     >>> macro_f1(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 2]))  # class 2 is never true
     0.8333333333333333
     """
-    present = np.unique(y_true)
-    return float(skm.f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0))
+    cm, in_true = _confusion(y_true, y_pred)
+    tp = np.diag(cm)[in_true]
+    wrong = cm.sum(0)[in_true] + cm.sum(1)[in_true] - 2 * tp  # false positives + false negatives
+    return float(np.mean(2 * tp / (2 * tp + wrong)))
+
+
+def _confusion(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The confusion matrix over the labels of either array, and which of them occur in ``y_true``.
+
+    Counted with one ``bincount``: the bootstrap calls the metrics built on it
+    thousands of times, where scikit-learn's input checks would cost more than the counting.
+    """
+    labels, codes = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
+    k, n = len(labels), len(y_true)
+    cm = np.bincount(codes[:n] * k + codes[n:], minlength=k * k).reshape(k, k)
+    return cm, cm.sum(1) > 0
+
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Recall averaged over the classes present in ``y_true``, as scikit-learn's ``balanced_accuracy_score``.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of shape (n,)
+        True and predicted class indices.
+
+    Returns
+    -------
+    float
+    """
+    cm, in_true = _confusion(y_true, y_pred)
+    return float(np.mean(np.diag(cm)[in_true] / cm.sum(1)[in_true]))
+
+
+def cohen_kappa(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Agreement beyond chance, as scikit-learn's ``cohen_kappa_score``: NaN when chance agreement is 1.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of shape (n,)
+        True and predicted class indices.
+
+    Returns
+    -------
+    float
+        ``(p_o - p_e) / (1 - p_e)``, with ``p_o`` the share of agreements and ``p_e``
+        the share expected from the two label frequencies alone.
+    """
+    cm, _ = _confusion(y_true, y_pred)
+    n = cm.sum()
+    observed = np.trace(cm) / n
+    expected = float(cm.sum(1) @ cm.sum(0)) / n**2
+    return float((observed - expected) / (1 - expected)) if expected < 1 else float("nan")
 
 
 def specificity(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -130,8 +183,17 @@ def roc_auc_ovr(y_true: np.ndarray, probabilities: np.ndarray) -> float:
     -------
     float
     """
-    labels = np.arange(np.shape(probabilities)[1])
-    return float(skm.roc_auc_score(y_true, probabilities, multi_class="ovr", labels=labels))
+    y_true, probabilities = np.asarray(y_true), np.asarray(probabilities)
+    areas = []
+    for k in range(probabilities.shape[1]):
+        positive = y_true == k
+        n_pos, n_neg = positive.sum(), (~positive).sum()
+        if n_pos == 0 or n_neg == 0:
+            return float("nan")
+        # The Mann-Whitney statistic: the chance a positive outranks a negative, ties counting half.
+        ranks = stats.rankdata(probabilities[:, k])
+        areas.append((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(np.mean(areas))
 
 
 def pr_auc_ovr(y_true: np.ndarray, probabilities: np.ndarray) -> float:
@@ -153,11 +215,20 @@ def pr_auc_ovr(y_true: np.ndarray, probabilities: np.ndarray) -> float:
         undefined; a bootstrap resample that misses a class is then skipped
         rather than scored as if the class had been ranked last).
     """
-    labels = np.arange(np.shape(probabilities)[1])
-    one_hot = np.asarray(y_true)[:, None] == labels
-    if not one_hot.any(axis=0).all():
-        return float("nan")
-    return float(skm.average_precision_score(one_hot, probabilities, average="macro"))
+    y_true, probabilities = np.asarray(y_true), np.asarray(probabilities)
+    precisions = []
+    for k in range(probabilities.shape[1]):
+        order = np.argsort(-probabilities[:, k], kind="stable")
+        scores, positive = probabilities[order, k], y_true[order] == k
+        if not positive.any():
+            return float("nan")
+        # One point per distinct score, highest first: precision there, times the recall it adds.
+        last_of_tie = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
+        true_positives = np.cumsum(positive)[last_of_tie]
+        precision = true_positives / (last_of_tie + 1)
+        recall_gained = np.diff(true_positives, prepend=0) / true_positives[-1]
+        precisions.append(float(recall_gained @ precision))
+    return float(np.mean(precisions))
 
 
 def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]):
@@ -275,13 +346,17 @@ def bootstrap_draws(
     groups = np.asarray(groups)
     if len(groups) != n:
         raise ValueError(f"need one group per item: {len(groups)} groups for {n} items")
-    _, inverse = np.unique(groups, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    members = np.split(order, np.flatnonzero(np.diff(inverse[order])) + 1)
-    return [
-        np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
-        for _ in range(n_boot)
-    ]
+    _, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    order = np.argsort(inverse, kind="stable")  # the items of group g are order[starts[g]:][:sizes[g]]
+    starts = np.cumsum(sizes) - sizes
+    draws = []
+    for _ in range(n_boot):
+        drawn = rng.integers(0, len(sizes), len(sizes))
+        lengths = sizes[drawn]
+        ends = np.cumsum(lengths)
+        within = np.arange(ends[-1]) - np.repeat(ends - lengths, lengths)
+        draws.append(order[np.repeat(starts[drawn], lengths) + within])
+    return draws
 
 
 def _resampled(
@@ -363,10 +438,10 @@ def classification_summary(
         Keyed by metric name.
     """
     headline: dict[str, Metric] = {
-        "accuracy": skm.accuracy_score,
-        "balanced accuracy": skm.balanced_accuracy_score,
+        "accuracy": accuracy,
+        "balanced accuracy": balanced_accuracy,
         "macro-F1": macro_f1,
-        "Cohen's kappa": skm.cohen_kappa_score,
+        "Cohen's kappa": cohen_kappa,
     }
     return {
         name: bootstrap_ci(metric, y_true, y_pred, n_boot=n_boot, seed=seed, groups=groups)
