@@ -84,7 +84,10 @@ def test_chapter_02_writes_the_fidelity_checks_in_the_smoke_run(smoke_run):
     """Check fidelity.json: both GANs judged, the judge trained on real images only, CAS, filter."""
     import json
 
+    import pandas as pd
+
     from tumornb.paths import RunDir
+    from tumornb.profiles import profile_parameters
 
     run = RunDir(smoke_run)
     saved = json.loads(run.fidelity_json.read_text())
@@ -102,6 +105,14 @@ def test_chapter_02_writes_the_fidelity_checks_in_the_smoke_run(smoke_run):
         assert saved["realism_fid_over_floor"][variant] == pytest.approx(fid / floor)
     assert 0 <= saved["filter"]["kept"] <= saved["filter"]["of"] == saved["judge"]["n_train"]
     assert 0 < saved["memorisation"]["expected_false_flag_rate"] < 0.05
+    # The written images measured again at chapter 03's input size (the smoke profile's GAN draws at 32 px).
+    at_size = saved["quality_at_classifier_size"]
+    gan_size = conditional["config"]["image_size"]
+    assert at_size["image_size"] == profile_parameters("smoke")["image_size"] != gan_size
+    fid, floor = (np.mean([row[key] for row in at_size["table"]]) for key in ("FID", "FID floor"))
+    assert at_size["realism_fid_over_floor"] == pytest.approx(fid / floor)
+    written = pd.read_csv(run.synthetic_manifest)
+    assert sum(row["n"] for row in at_size["table"]) <= len(written)
 
 
 @pytest.mark.slow
