@@ -14,6 +14,7 @@ names (default: all of them)
 * ``cbn+aux``: the same with the auxiliary classifier,
 * ``cbn+capped-aux``: the same with the auxiliary loss capped at a class probability of 0.8
   (``class_confidence``), so that drawing prototypes earns the generator nothing more,
+* ``cbn+light-aux``: ``cbn+aux`` at a third of the weight (``class_weight=0.3``),
 * ``cbn+tac``: ``cbn+aux`` with TAC-GAN's twin classifier (``twin_classifier``), which rewards
   images of a class that are as hard to tell apart as the real ones,
 * ``per_class``: the original method's one GAN per class at 2e-4, the budget split evenly between them,
@@ -56,6 +57,7 @@ GENERATORS = {
         "conditional_norm": True,
         "learning_rate": None,
     },
+    "cbn+light-aux": {"class_weight": 0.3, "conditional_norm": True, "learning_rate": None},
     "cbn+tac": {
         "class_weight": 1.0,
         "twin_classifier": True,
