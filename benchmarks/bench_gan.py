@@ -17,6 +17,8 @@ names (default: all of them)
 * ``cbn+light-aux``: ``cbn+aux`` at a third of the weight (``class_weight=0.3``),
 * ``cbn+tac``: ``cbn+aux`` with TAC-GAN's twin classifier (``twin_classifier``), which rewards
   images of a class that are as hard to tell apart as the real ones,
+* ``cbn+aux+ms``: ``cbn+aux`` with the mode-seeking term (``diversity_weight=1``), which rewards
+  two noises for drawing two different images of one class,
 * ``per_class``: the original method's one GAN per class at 2e-4, the budget split evenly between them,
 
 each for the same number of seconds (``--budget-s``, stopped at the first batch past it), from the
@@ -61,6 +63,12 @@ GENERATORS = {
     "cbn+tac": {
         "class_weight": 1.0,
         "twin_classifier": True,
+        "conditional_norm": True,
+        "learning_rate": None,
+    },
+    "cbn+aux+ms": {
+        "class_weight": 1.0,
+        "diversity_weight": 1.0,
         "conditional_norm": True,
         "learning_rate": None,
     },

@@ -138,6 +138,30 @@ def test_the_twin_classifier_learns_generated_classes_and_is_subtracted_for_the_
     assert not DGAN(SIDE, 4, latent_dim=16, width=8, twin_classifier=True).twin_classifier
 
 
+def test_the_mode_seeking_term_adds_its_weight_over_the_images_spread_to_the_generator_loss():
+    """One step with and without the mode-seeking term, from equal weights and seeds.
+
+    The discriminator's step is the same; the generator's loss grows by exactly
+    ``diversity_weight / ratio``, with ``ratio`` the images' mean difference over the noises'.
+    """
+    images, labels = _real_batch(16, 4)
+
+    def one_step(weight):
+        keras.utils.set_random_seed(0)
+        gan = DGAN(SIDE, 4, latent_dim=16, width=8, augment=False, diversity_weight=weight)
+        gan.compile()
+        history = gan.fit(images, labels, batch_size=16, epochs=1, verbose=0).history
+        return {k: v[0] for k, v in history.items()}
+
+    plain, seeking = one_step(0.0), one_step(2.0)
+    assert plain["diversity"] == 0 and seeking["diversity"] > 0
+    assert seeking["d_loss"] == pytest.approx(plain["d_loss"], rel=1e-6)
+    expected = plain["g_loss"] + 2.0 / (seeking["diversity"] + 1e-5)
+    assert seeking["g_loss"] == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(ValueError, match="diversity_weight must be at least 0"):
+        DGAN(SIDE, 4, latent_dim=16, width=8, diversity_weight=-1)
+
+
 def test_a_capped_class_loss_asks_nothing_of_images_already_confident_enough():
     """Check that an image at probability 0.9 adds nothing under a cap of 0.8, one at 0.5 the rest."""
     logits = tf.math.log(tf.constant([[0.9, 0.05, 0.05], [0.5, 0.25, 0.25]]))

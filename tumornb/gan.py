@@ -16,6 +16,9 @@ Two variants share one implementation:
   generator is rewarded for images that head finds hard (Gong et al., 2019,
   "TAC-GAN"): the auxiliary loss alone pulls every class to the few images its
   head is surest of; the twin's term pushes back towards the class's spread.
+  With ``diversity_weight`` the generator is also rewarded for drawing two
+  different images of a class from two different noises (mode seeking, Mao et
+  al., 2019, "MSGAN"), the direct answer to a class collapsing onto one image.
 * **per class** (the original method): one unconditional GAN per class, each
   on that class's images only. Here it is the same model with one "class".
 
@@ -282,6 +285,10 @@ class DGAN(keras.Model):
         and the generator's auxiliary loss subtracts that head's cross-entropy: images
         of a class should be as hard to tell apart from each other as real ones, not
         collapse to what the real-image head is surest of. Needs ``class_weight > 0``.
+    diversity_weight : float, default=0.0
+        Weight of the mode-seeking term: each generator step draws a second image per
+        class from other noise and minimises ``1 / (mean|G(z1, y) - G(z2, y)| / mean|z1 - z2|)``,
+        which grows as two noises give the same image. 0 (the default) leaves it out.
     seed : int, default=0
         Every random draw in training is a function of this and the step.
 
@@ -304,6 +311,7 @@ class DGAN(keras.Model):
         class_confidence: float | None = None,
         conditional_norm: bool = False,
         twin_classifier: bool = False,
+        diversity_weight: float = 0.0,
         seed: int = 0,
         **kwargs,
     ):
@@ -314,6 +322,9 @@ class DGAN(keras.Model):
         if class_confidence is not None and not 0 < class_confidence < 1:
             raise ValueError(f"class_confidence is a probability between 0 and 1, got {class_confidence}")
         self.class_margin = -math.log(class_confidence) if class_confidence else 0.0
+        if diversity_weight < 0:
+            raise ValueError(f"diversity_weight must be at least 0, got {diversity_weight}")
+        self.diversity_weight = float(diversity_weight)
         shape = dict(latent_dim=latent_dim, width=width, conditional_norm=conditional_norm)
         self.generator = build_generator(image_size, n_classes, **shape)
         self.twin_classifier = bool(twin_classifier) and self.class_weight > 0
@@ -369,10 +380,12 @@ class DGAN(keras.Model):
                   + \lambda\,CE(T(G(z, y)), y)
 
             L_G = -E[D(G(z, y), y)] + \lambda\,E[\max(0, CE(C(G(z, y)), y) - m)] - \lambda\,CE(T(G(z, y)), y)
+                  + \mu \frac{E|z - z'|}{E|G(z, y) - G(z', y)|}
 
         with $D$ the projection score, $C$ the auxiliary class head, $T$ the twin head (its
-        terms only with ``twin_classifier``), $\lambda$ ``class_weight`` and
-        $m = -\log$ ``class_confidence`` (0 without a cap).
+        terms only with ``twin_classifier``), $\lambda$ ``class_weight``,
+        $m = -\log$ ``class_confidence`` (0 without a cap) and $\mu$ ``diversity_weight``
+        (the mode-seeking term, only when $\mu > 0$).
         """
         real, labels = data
         labels = tf.cast(labels, tf.int32)
@@ -402,6 +415,12 @@ class DGAN(keras.Model):
             if self.twin_classifier:
                 g_class = g_class - self._class_loss(fake_twin, labels)
             g_loss = -tf.reduce_mean(fake_score) + self.class_weight * g_class
+            diversity = tf.constant(0.0)
+            if self.diversity_weight > 0:
+                other_noise = tf.random.stateless_normal((n, self.latent_dim), seeds[5])
+                other = self.generator([other_noise, labels], training=True)
+                diversity = tf.reduce_mean(tf.abs(fake - other)) / tf.reduce_mean(tf.abs(noise - other_noise))
+                g_loss = g_loss + self.diversity_weight / (diversity + 1e-5)
         weights = self.generator.trainable_weights
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, weights), weights, strict=True))
 
@@ -418,6 +437,7 @@ class DGAN(keras.Model):
             "fake_score": tf.reduce_mean(fake_score),
             "d_class_loss": d_class,
             "g_class_loss": g_class,
+            "diversity": diversity,
         }
 
     @staticmethod

@@ -79,6 +79,8 @@ class GANConfig:
         :func:`tumornb.gan.build_generator`); no effect on the per-class variant.
     twin_classifier : bool, default=False
         The twin class head of TAC-GAN beside the auxiliary one (see :class:`tumornb.gan.DGAN`).
+    diversity_weight : float, default=0.0
+        Weight of the mode-seeking term (see :class:`tumornb.gan.DGAN`); 0 leaves it out.
     seed : int, default=0
     grid_every : int, default=10
         Save the fixed noise grid every this many epochs (and after the last).
@@ -96,6 +98,7 @@ class GANConfig:
     class_confidence: float | None = None
     conditional_norm: bool = False
     twin_classifier: bool = False
+    diversity_weight: float = 0.0
     seed: int = 0
     grid_every: int = 10
 
@@ -229,6 +232,7 @@ def _fit_one(
         class_confidence=config.class_confidence,
         conditional_norm=config.conditional_norm,
         twin_classifier=config.twin_classifier,
+        diversity_weight=config.diversity_weight,
         seed=config.seed,
     )
     gan.compile(learning_rate=config.learning_rate)
