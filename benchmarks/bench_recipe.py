@@ -17,6 +17,9 @@ fresh process, on the same images:
 * ``plateau``: the plateau schedule (:mod:`tumornb.schedules`): the peak rate held until the
   validation loss stalls (4 epochs without a new low; 8, the default, for ``plateau, patience
   8``), then a cool-down; the data decides the length, up to 4x ``--epochs``;
+* ``plateau, baseline's budget``, ``plateau, 1.5x budget``: the default profile's schedule (patience
+  8) held to the baseline's ``--epochs``, or 1.5 times as many: the cool-down starts in time to end
+  within them, so the recipes cost the baseline's time per epoch over at most as many epochs, or 1.5x;
 * ``ema``: ``--epochs`` epochs with a moving average of the weights (``TrainConfig.ema``);
 * ``mixup``, ``cutmix``: every training batch mixed (``TrainConfig.mixing``, default alphas);
 * ``width 1.5x``: ``tumornb_cnn`` with 1.5 times the filters in every layer;
@@ -56,6 +59,9 @@ RECIPES: dict[str, dict] = {
     "plateau": {"schedule": "plateau", "plateau_patience": 4, "epochs_factor": 4},
     # Measured with early stopping at 12 epochs; the plateau schedule no longer stops early at all.
     "plateau, patience 8": {"schedule": "plateau", "plateau_patience": 8, "patience": 12, "epochs_factor": 4},
+    # Today's default schedule held to the baseline's budget, then to 1.5 times it (issue 21's comparison).
+    "plateau, baseline's budget": {"schedule": "plateau"},
+    "plateau, 1.5x budget": {"schedule": "plateau", "epochs_factor": 1.5},
     "ema": {"ema": 0.99},
     "mixup": {"mixing": "mixup"},
     "cutmix": {"mixing": "cutmix"},
