@@ -19,6 +19,8 @@ names (default: all of them)
   images of a class that are as hard to tell apart as the real ones,
 * ``cbn+aux+ms``: ``cbn+aux`` with the mode-seeking term (``diversity_weight=1``), which rewards
   two noises for drawing two different images of one class,
+* ``cbn+strong-aux+ms``: the same with three times the auxiliary loss's weight (``class_weight=3``):
+  with the collapse held off by the mode-seeking term, can the class be pushed harder?
 * ``per_class``: the original method's one GAN per class at 2e-4, the budget split evenly between them,
 
 each for the same number of seconds (``--budget-s``, stopped at the first batch past it), from the
@@ -68,6 +70,12 @@ GENERATORS = {
     },
     "cbn+aux+ms": {
         "class_weight": 1.0,
+        "diversity_weight": 1.0,
+        "conditional_norm": True,
+        "learning_rate": None,
+    },
+    "cbn+strong-aux+ms": {
+        "class_weight": 3.0,
         "diversity_weight": 1.0,
         "conditional_norm": True,
         "learning_rate": None,
