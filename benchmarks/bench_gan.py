@@ -23,8 +23,11 @@ names (default: all of them)
   with the collapse held off by the mode-seeking term, can the class be pushed harder?
 * ``per_class``: the original method's one GAN per class at 2e-4, the budget split evenly between them,
 
-each for the same number of seconds (``--budget-s``, stopped at the first batch past it), from the
-same seed. Then, on the real *validation* images (never the test split, never seen by a GAN):
+each for the same number of seconds (``--budget-s``, stopped at the first batch past it), or the
+same number of steps (``--budget-steps``), from the same seed. With ``--snapshots 1000,2000``
+(and ``--budget-steps 3000``) each conditional generator also draws its images at those steps of
+the same run, so one run shows how the numbers move with the budget. Then, on the real
+*validation* images (never the test split, never seen by a GAN):
 
 * class fidelity: the judge's accuracy on synthetic images over its accuracy on real ones
   (overall, and the lowest class), with the judge trained on the real training images once;
@@ -41,7 +44,12 @@ same seed. Then, on the real *validation* images (never the test split, never se
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
+import platform
+import shlex
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -94,11 +102,15 @@ def train_for(
     seed,
     learning_rate=2e-4,
     budget_steps=None,
+    snapshots=(),
+    drawn=None,
     **options,
 ):
     """A DGAN trained for ``budget_s`` seconds (or ``budget_steps`` steps, when given).
 
-    Returns the DGAN and the real images per second it saw.
+    Returns the DGAN, the real images per second it saw, and ``{step: images}``: the
+    classes ``drawn`` drawn (with seed ``seed + 1``, as after training) at each step of
+    ``snapshots`` that training reached.
     """
     import keras
     import tensorflow as tf
@@ -123,14 +135,35 @@ def train_for(
         images, labels, n_classes=n_classes, batch_size=batch, seed=seed, augmentation=None, epochs=epochs
     ).map(lambda x, y: (x / 127.5 - 1.0, tf.argmax(y, axis=-1, output_type=tf.int32)))
     steps = math.ceil(len(images) / batch)
+    drawn_at = snapshot_callback(gan, snapshots, drawn, seed=seed + 1)
     started = time.perf_counter()
     if budget_steps:
-        gan.fit(dataset, epochs=1, steps_per_epoch=budget_steps, verbose=0)
+        gan.fit(dataset, epochs=1, steps_per_epoch=budget_steps, callbacks=[drawn_at], verbose=0)
     else:
-        gan.fit(dataset, epochs=epochs, steps_per_epoch=steps, callbacks=[TimeBudget(budget_s)], verbose=0)
-    seconds = time.perf_counter() - started
+        callbacks = [TimeBudget(budget_s), drawn_at]
+        gan.fit(dataset, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0)
+    seconds = time.perf_counter() - started - drawn_at.seconds
     seen = int(keras.ops.convert_to_numpy(gan.d_optimizer.iterations)) * batch
-    return gan, seen / seconds
+    return gan, seen / seconds, drawn_at.images
+
+
+def snapshot_callback(gan, steps, drawn, *, seed):
+    """A callback that draws ``drawn`` with ``gan`` after each step in ``steps``; its time is kept apart."""
+    import keras
+
+    class _Snapshots(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.images, self.seconds = {}, 0.0
+
+        def on_train_batch_end(self, batch, logs=None):
+            step = int(keras.ops.convert_to_numpy(gan.d_optimizer.iterations))
+            if step in steps and step not in self.images:
+                started = time.perf_counter()
+                self.images[step] = gan.generate(drawn, seed=seed)
+                self.seconds += time.perf_counter() - started
+
+    return _Snapshots()
 
 
 def main() -> None:
@@ -146,6 +179,12 @@ def main() -> None:
         type=int,
         help="train each generator this many steps instead of --budget-s seconds (fair on a shared machine)",
     )
+    parser.add_argument(
+        "--snapshots",
+        default="",
+        help="comma-separated steps at which the conditional generators' images are also scored",
+    )
+    parser.add_argument("--json", help="write every row here too, with the command and the machine")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--judge-epochs", type=int, default=40)
     parser.add_argument(
@@ -178,18 +217,55 @@ def main() -> None:
     print(f"{len(real.x_train)} training and {len(real.x_val)} validation images at {args.image_size} px")
     budget = f"{args.budget_steps} steps" if args.budget_steps else f"{args.budget_s:.0f} s"
     print(f"budget {budget} per generator; judge accuracy on real validation images ", end="")
-    print(f"{(judge_proba(real.x_val).argmax(1) == real.y_val).mean():.3f}\n")
+    judge_accuracy = float((judge_proba(real.x_val).argmax(1) == real.y_val).mean())
+    print(f"{judge_accuracy:.3f}\n")
 
+    def score(name, seed, steps, synthetic, rate):
+        found = fidelity.class_fidelity(judge_proba, real.x_val, real.y_val, synthetic, drawn, names)
+        cas = fidelity.classification_accuracy_score(
+            synthetic,
+            drawn,
+            real.x_val,
+            real.y_val,
+            work / f"cas-{name}-{seed}-{steps}",
+            class_names=names,
+            epochs=args.judge_epochs,
+            seed=seed,
+        )
+        fake_features = quality.embed(encoder, synthetic)
+        row = {
+            "generator": name,
+            "seed": seed,
+            "steps": steps,
+            "fidelity": found.table.loc["all", "synthetic"],
+            "ratio": found.overall_ratio,
+            "lowest class ratio": found.worst_class_ratio,
+            "CAS": cas["accuracy"],
+            "FID": quality.frechet_distance(val_features, fake_features[: len(real.x_val)]),
+            "FID floor": floor_fid,
+            "KID": quality.kernel_distance(val_features, fake_features)[0],
+            "KID floor": floor_kid,
+            "judge FID/floor": quality.frechet_distance(
+                val_judged, quality.embed(judge_features, synthetic)[: len(real.x_val)]
+            )
+            / judged_floor,
+            "recall": quality.precision_recall(val_features, fake_features[: len(real.x_val)])[1],
+            "images/s": rate,
+        }
+        print(pd.DataFrame([row]).to_string(index=False, float_format="{:.3f}".format), flush=True)
+        return row
+
+    snapshots = sorted(int(s) for s in args.snapshots.split(",")) if args.snapshots else []
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         for name in args.generators.split(","):
             options = dict(GENERATORS[name])
             learning_rate = options.pop("learning_rate") or args.learning_rate
             if name == "per_class":
-                synthetic, rates = [], []
+                synthetic, rates, steps = [], [], 0
                 for k in range(len(names)):
                     mine = real.x_train[real.y_train == k]
-                    gan, rate = train_for(
+                    gan, rate, _ = train_for(
                         mine,
                         np.zeros(len(mine), int),
                         1,
@@ -201,60 +277,52 @@ def main() -> None:
                     )
                     synthetic.append(gan.generate(np.zeros(counts[k], int), seed=seed + 1))
                     rates.append(rate)
-                synthetic, rate = np.concatenate(synthetic), float(np.mean(rates))
-            else:
-                gan, rate = train_for(
-                    real.x_train,
-                    real.y_train,
-                    len(names),
-                    budget_s=args.budget_s,
-                    budget_steps=args.budget_steps,
-                    width=args.width,
-                    seed=seed,
-                    learning_rate=learning_rate,
-                    **options,
-                )
-                synthetic = gan.generate(drawn, seed=seed + 1)
-            found = fidelity.class_fidelity(judge_proba, real.x_val, real.y_val, synthetic, drawn, names)
-            cas = fidelity.classification_accuracy_score(
-                synthetic,
-                drawn,
-                real.x_val,
-                real.y_val,
-                work / f"cas-{name}-{seed}",
-                class_names=names,
-                epochs=args.judge_epochs,
+                    steps += int(gan.d_optimizer.iterations.numpy())
+                rows.append(score(name, seed, steps, np.concatenate(synthetic), float(np.mean(rates))))
+                continue
+            gan, rate, drawn_at = train_for(
+                real.x_train,
+                real.y_train,
+                len(names),
+                budget_s=args.budget_s,
+                budget_steps=args.budget_steps,
+                snapshots=snapshots,
+                drawn=drawn,
+                width=args.width,
                 seed=seed,
+                learning_rate=learning_rate,
+                **options,
             )
-            fake_features = quality.embed(encoder, synthetic)
-            rows.append(
-                {
-                    "generator": name,
-                    "seed": seed,
-                    "fidelity": found.table.loc["all", "synthetic"],
-                    "ratio": found.overall_ratio,
-                    "lowest class ratio": found.worst_class_ratio,
-                    "CAS": cas["accuracy"],
-                    "FID": quality.frechet_distance(val_features, fake_features[: len(real.x_val)]),
-                    "FID floor": floor_fid,
-                    "KID": quality.kernel_distance(val_features, fake_features)[0],
-                    "KID floor": floor_kid,
-                    "judge FID/floor": quality.frechet_distance(
-                        val_judged, quality.embed(judge_features, synthetic)[: len(real.x_val)]
-                    )
-                    / judged_floor,
-                    "recall": quality.precision_recall(val_features, fake_features[: len(real.x_val)])[1],
-                    "images/s": rate,
-                }
-            )
-            print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="{:.3f}".format), flush=True)
+            steps = int(gan.d_optimizer.iterations.numpy())
+            drawn_at[steps] = gan.generate(drawn, seed=seed + 1)
+            for step, synthetic in sorted(drawn_at.items()):
+                rows.append(score(name, seed, step, synthetic, rate))
 
     table = pd.DataFrame(rows)
     print("\nAll runs:")
     print(table.to_string(index=False, float_format="{:.3f}".format))
+    if args.json:
+        record = {
+            "command": shlex.join(["python", "benchmarks/bench_gan.py", *sys.argv[1:]]),
+            "finished": time.strftime("%Y-%m-%d"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}",
+            "image_size": args.image_size,
+            "n_train": len(real.x_train),
+            "n_val": len(real.x_val),
+            "judge_accuracy": judge_accuracy,
+            "rows": table.to_dict(orient="records"),
+        }
+        Path(args.json).write_text(json.dumps(record, indent=1))
     print("\nMean over seeds:")
-    means = table.drop(columns="seed").groupby("generator", sort=False).mean()
-    print(means.to_string(float_format="{:.3f}".format))
+    print(
+        table.drop(columns="seed")
+        .groupby(["generator", "steps"], sort=False)
+        .mean()
+        .to_string(float_format="{:.3f}".format)
+    )
+    # Generators compare at the end of their training, not at their snapshots.
+    final = table.sort_values("steps").groupby(["generator", "seed"], sort=False).tail(1)
+    means = final.drop(columns=["seed", "steps"]).groupby("generator", sort=False).mean()
     if "projection" not in means.index:
         return
     base = means.loc["projection"]
