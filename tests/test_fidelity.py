@@ -1,6 +1,7 @@
 """Class fidelity: does a judge trained on real images find each synthetic image's class?"""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tumornb.fidelity import class_fidelity, keep_faithful
@@ -176,3 +177,55 @@ def test_a_generator_that_fools_the_judge_with_unreal_images_is_not_said_to_carr
     assert honest_found.verdict(fid_over_floor=realism_ratio(scores["honest"])).startswith(
         "The synthetic images carry their class"
     )
+
+
+def benchmark_rows() -> pd.DataFrame:
+    """bench_gan rows: generator a at 100 and 200 steps over two seeds, generator b once."""
+    common = {"CAS": 0.5, "FID floor": 0.1, "images/s": 30.0}
+    return pd.DataFrame(
+        [
+            {"generator": "a", "seed": 0, "steps": 100, "ratio": 0.5, "lowest class ratio": 0.2,
+             "FID": 0.4, "recall": 0.1, **common},
+            {"generator": "a", "seed": 1, "steps": 100, "ratio": 0.7, "lowest class ratio": 0.4,
+             "FID": 0.6, "recall": 0.3, **common},
+            {"generator": "a", "seed": 0, "steps": 200, "ratio": 0.95, "lowest class ratio": 0.85,
+             "FID": 0.15, "recall": 0.5, **common},
+            {"generator": "b", "seed": 0, "steps": 200, "ratio": 0.95, "lowest class ratio": 0.9,
+             "FID": 0.5, "recall": 0.5, **common},
+        ]
+    )  # fmt: skip
+
+
+def test_generator_table_averages_seeds_per_length_and_checks_every_target():
+    """Check means over seeds per (generator, steps), FID over its floor, and the three targets together."""
+    from tumornb.fidelity import generator_table
+
+    table = generator_table(benchmark_rows())
+    assert list(table.index) == [("a", 100), ("a", 200), ("b", 200)]
+    assert table.loc[("a", 100), "fidelity ratio"] == pytest.approx(0.6)
+    assert table.loc[("a", 100), "FID / floor"] == pytest.approx(5.0)
+    assert table.loc[("a", 100), "seeds"] == 2
+    # a at 200 steps meets all three; b meets fidelity but its FID is five times the floor.
+    assert table["carries its class"].tolist() == [False, True, False]
+    older = generator_table(benchmark_rows().drop(columns="steps").iloc[3:])
+    assert list(older.index) == [("b", 0)]
+
+
+def test_generator_budget_figure_draws_one_line_per_generator_and_measure():
+    """Check the figure's panels hold each generator's values at its step counts, and the target lines."""
+    import matplotlib.pyplot as plt
+
+    from tumornb.fidelity import generator_table
+    from tumornb.plots import generator_budget_figure
+
+    fig = generator_budget_figure(generator_table(benchmark_rows()))
+    fidelity_panel, realism_panel, recall_panel = fig.axes
+    lines = {line.get_label(): line for line in fidelity_panel.get_lines()}
+    assert lines["a: fidelity ratio"].get_xdata().tolist() == [100, 200]
+    assert lines["a: fidelity ratio"].get_ydata() == pytest.approx([0.6, 0.95])
+    assert lines["b: lowest class ratio"].get_ydata() == pytest.approx([0.9])
+    assert lines["target"].get_ydata()[0] == 0.9
+    realism = {line.get_label(): line for line in realism_panel.get_lines()}
+    assert realism["a"].get_ydata() == pytest.approx([5.0, 1.5])
+    assert [line.get_label() for line in recall_panel.get_lines()] == ["a", "b"]
+    plt.close(fig)

@@ -7,7 +7,7 @@ import pytest
 from tumornb.cli import main
 from tumornb.paths import RunDir
 from tumornb.profiles import parse_override, profile_parameters
-from tumornb.runner import ChapterFailed, chapter_notebooks, run_chapters
+from tumornb.runner import ChapterFailed, benchmark_records, chapter_notebooks, run_chapters
 
 pytestmark = pytest.mark.slow
 
@@ -201,3 +201,14 @@ def test_a_chapter_reports_its_epochs_to_the_terminal(tmp_path, capfd):
     assert not list((tmp_path / "run").glob(".*progress"))  # the progress file is gone
     execute_notebook(tmp_path / "01_a.ipynb", tmp_path / "run" / "01_a.ipynb", {}, progress=False)
     assert "training: epoch 1/2" not in capfd.readouterr().err
+
+
+def test_benchmark_records_are_read_by_name_in_order_and_none_is_empty(tmp_path):
+    """Check matching records come back parsed and sorted; other names and a missing folder do not."""
+    for name, value in [("bench_gan_b.json", 2), ("bench_gan_a.json", 1), ("bench_recipe.json", 3)]:
+        (tmp_path / name).write_text(json.dumps({"value": value}))
+    records = benchmark_records("bench_gan*.json", tmp_path)
+    assert list(records) == ["bench_gan_a.json", "bench_gan_b.json"]
+    assert [record["value"] for record in records.values()] == [1, 2]
+    assert benchmark_records("bench_gan*.json", tmp_path / "missing") == {}
+    assert "bench_recipe_budget.json" in benchmark_records("bench_recipe*.json")

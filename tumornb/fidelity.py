@@ -37,6 +37,7 @@ __all__ = [
     "Fidelity",
     "class_fidelity",
     "classification_accuracy_score",
+    "generator_table",
     "judge_encoder",
     "checks_record",
     "keep_faithful",
@@ -460,3 +461,44 @@ def checks_record(
             "written_images": written.to_dict(orient="index"),
         },
     }
+
+
+def generator_table(
+    rows: pd.DataFrame,
+    *,
+    overall: float = 0.9,
+    per_class: float = 0.8,
+    max_fid_over_floor: float = REALISM_FID_RATIO,
+) -> pd.DataFrame:
+    """One row per generator and training length of ``benchmarks/bench_gan.py``, against the targets.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        One row per generator, seed and ``steps`` (the benchmark's record; records written
+        before ``steps`` was recorded count as one length, 0): ``ratio`` (fidelity over the
+        judge's ceiling), ``lowest class ratio``, ``CAS``, ``FID``, ``FID floor``, ``recall``
+        and ``images/s``.
+    overall, per_class, max_fid_over_floor : float
+        The targets of :meth:`Fidelity.verdict`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``(generator, steps)`` in the order first seen, means over seeds:
+        ``fidelity ratio``, ``lowest class ratio``, ``CAS``, ``FID / floor`` (realism: about 1
+        for unseen real scans), ``recall`` (variety), ``images/s``, ``seeds``, and
+        ``carries its class``: all three targets met.
+    """
+    rows = rows.assign(steps=rows["steps"] if "steps" in rows else 0)
+    rows = rows.assign(**{"FID / floor": rows["FID"] / rows["FID floor"]})
+    by = rows.groupby(["generator", "steps"], sort=False)
+    table = by[["ratio", "lowest class ratio", "CAS", "FID / floor", "recall", "images/s"]].mean()
+    table = table.rename(columns={"ratio": "fidelity ratio"})
+    table["seeds"] = by["seed"].nunique()
+    table["carries its class"] = (
+        (table["fidelity ratio"] >= overall)
+        & (table["lowest class ratio"] >= per_class)
+        & (table["FID / floor"] <= max_fid_over_floor)
+    )
+    return table

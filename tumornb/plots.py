@@ -37,6 +37,7 @@ __all__ = [
     "distance_histograms",
     "embedding_chart",
     "gan_loss_chart",
+    "generator_budget_figure",
     "grid_progression",
     "history_chart",
     "history_figure",
@@ -580,6 +581,44 @@ def distance_histograms(synthetic: np.ndarray, fresh: np.ndarray, threshold: flo
     ax.set(xlabel="distance in feature space", ylabel="density", title="How close to a training image?")
     ax.legend(fontsize=8)
     return ax
+
+
+def generator_budget_figure(table: pd.DataFrame, *, overall: float = 0.9, max_fid_over_floor: float = 2.0):
+    """How a generator's numbers move with its training length: fidelity, realism and variety per step count.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`tumornb.fidelity.generator_table`: indexed by ``(generator, steps)``.
+    overall : float, default=0.9
+        The fidelity ratio target, drawn as a line.
+    max_fid_over_floor : float, default=2.0
+        The realism bound, drawn as a line.
+
+    Returns
+    -------
+    matplotlib Figure
+        Three panels (fidelity ratio and lowest class ratio, FID over floor, recall), one
+        line per generator.
+    """
+    panels = [
+        (["fidelity ratio", "lowest class ratio"], overall, "fidelity / judge's ceiling"),
+        (["FID / floor"], max_fid_over_floor, "FID / real floor, log scale (1 = unseen scans)"),
+        (["recall"], None, "recall (variety)"),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for ax, (columns, target, title) in zip(axes, panels, strict=True):
+        for generator, runs in table.groupby(level="generator", sort=False):
+            steps = runs.index.get_level_values("steps")
+            for column, style in zip(columns, ("-o", "--s"), strict=False):
+                label = generator if len(columns) == 1 else f"{generator}: {column}"
+                ax.plot(steps, runs[column], style, label=label)
+        if target is not None:
+            ax.axhline(target, color="k", lw=1, ls=":", label="target" if len(columns) > 1 else "bound")
+        ax.set(xlabel="generator steps", title=title, yscale="log" if "FID / floor" in columns else "linear")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 def confusion_matrices(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str], *, title: str = ""):

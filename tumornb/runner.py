@@ -22,7 +22,14 @@ from tumornb.execute import ExecutionFailed, declared_parameters, execute_notebo
 from tumornb.paths import RunDir, atomic_path
 from tumornb.profiles import PROFILES, profile_parameters
 
-__all__ = ["ChapterFailed", "chapter_notebooks", "check_overrides", "project_root", "run_chapters"]
+__all__ = [
+    "ChapterFailed",
+    "benchmark_records",
+    "chapter_notebooks",
+    "check_overrides",
+    "project_root",
+    "run_chapters",
+]
 
 #: Kept under its old name: a chapter that fails raises the shared executor's error.
 ChapterFailed = ExecutionFailed
@@ -39,6 +46,27 @@ class ChapterResult:
 def project_root() -> Path:
     """The repository root (where ``_config.yml``, ``book/`` and ``notebooks/`` are)."""
     return Path(__file__).resolve().parents[1]
+
+
+def benchmark_records(
+    pattern: str, folder: str | os.PathLike[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The JSON records a benchmark wrote (``--json``), by file name in sorted order.
+
+    Parameters
+    ----------
+    pattern : str
+        A glob pattern of file names, e.g. ``"bench_gan*.json"``.
+    folder : path-like, optional
+        Default: the project's ``benchmarks/results``.
+
+    Returns
+    -------
+    dict of str to dict
+        Empty when none matches (or the folder is missing, as in an installed package).
+    """
+    folder = Path(folder) if folder is not None else project_root() / "benchmarks" / "results"
+    return {path.name: json.loads(path.read_text()) for path in sorted(folder.glob(pattern))}
 
 
 def chapter_notebooks(notebooks_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
