@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import altair as alt
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 
@@ -615,7 +616,13 @@ def generator_budget_figure(table: pd.DataFrame, *, overall: float = 0.9, max_fi
                 ax.plot(steps, runs[column], style, label=label)
         if target is not None:
             ax.axhline(target, color="k", lw=1, ls=":", label="target" if len(columns) > 1 else "bound")
-        ax.set(xlabel="generator steps", title=title, yscale="log" if "FID / floor" in columns else "linear")
+        ax.set(xlabel="generator steps", title=title)
+        if "FID / floor" in columns:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(mticker.FormatStrFormatter("%g"))
+        else:
+            ax.set_ylim(0, 1.05)
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
