@@ -44,12 +44,7 @@ the same run, so one run shows how the numbers move with the budget. Then, on th
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
-import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -195,6 +190,7 @@ def main() -> None:
 
     from tumornb import evaluation, fidelity, quality
     from tumornb.datasets import real_training_set
+    from tumornb.runner import write_benchmark_record
 
     real = real_training_set(args.run_dir, args.image_size)
     names = real.class_names
@@ -302,17 +298,15 @@ def main() -> None:
     print("\nAll runs:")
     print(table.to_string(index=False, float_format="{:.3f}".format))
     if args.json:
-        record = {
-            "command": shlex.join(["python", "benchmarks/bench_gan.py", *sys.argv[1:]]),
-            "finished": time.strftime("%Y-%m-%d"),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}",
-            "image_size": args.image_size,
-            "n_train": len(real.x_train),
-            "n_val": len(real.x_val),
-            "judge_accuracy": judge_accuracy,
-            "rows": table.to_dict(orient="records"),
-        }
-        Path(args.json).write_text(json.dumps(record, indent=1))
+        write_benchmark_record(
+            args.json,
+            "benchmarks/bench_gan.py",
+            image_size=args.image_size,
+            n_train=len(real.x_train),
+            n_val=len(real.x_val),
+            judge_accuracy=judge_accuracy,
+            rows=table.to_dict(orient="records"),
+        )
     print("\nMean over seeds:")
     print(
         table.drop(columns="seed")

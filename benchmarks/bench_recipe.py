@@ -37,12 +37,7 @@ baseline's, training images/s and prediction time per image.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
-import os
-import platform
-import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -150,6 +145,7 @@ def main() -> None:
         "--json", type=Path, help="also write every row, with the command and machine (chapter 03 reads it)"
     )
     args = parser.parse_args()
+    from tumornb.runner import write_benchmark_record
     from tumornb.training import recipe_table
 
     data_dir = args.data_dir or (REAL_DATA if REAL_DATA.is_dir() else None)
@@ -177,16 +173,14 @@ def main() -> None:
     print("\n{} training, {} validation, {} test images".format(*counts))
     print(recipe_table(frame).to_string())
     if args.json:
-        record = {
-            "command": shlex.join(["python", "benchmarks/bench_recipe.py", *sys.argv[1:]]),
-            "finished": time.strftime("%Y-%m-%d"),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}",
-            "data": str(data_dir.name if data_dir else "phantom"),
-            "image_size": args.image_size,
-            "epochs": args.epochs,
-            "rows": rows,
-        }
-        args.json.write_text(json.dumps(record, indent=1))
+        write_benchmark_record(
+            args.json,
+            "benchmarks/bench_recipe.py",
+            data=str(data_dir.name if data_dir else "phantom"),
+            image_size=args.image_size,
+            epochs=args.epochs,
+            rows=rows,
+        )
 
 
 if __name__ == "__main__":

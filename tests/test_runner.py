@@ -7,7 +7,13 @@ import pytest
 from tumornb.cli import main
 from tumornb.paths import RunDir
 from tumornb.profiles import parse_override, profile_parameters
-from tumornb.runner import ChapterFailed, benchmark_records, chapter_notebooks, run_chapters
+from tumornb.runner import (
+    ChapterFailed,
+    benchmark_records,
+    chapter_notebooks,
+    run_chapters,
+    write_benchmark_record,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -212,3 +218,17 @@ def test_benchmark_records_are_read_by_name_in_order_and_none_is_empty(tmp_path)
     assert [record["value"] for record in records.values()] == [1, 2]
     assert benchmark_records("bench_gan*.json", tmp_path / "missing") == {}
     assert "bench_recipe_budget.json" in benchmark_records("bench_recipe*.json")
+
+
+def test_a_written_benchmark_record_reads_back_with_its_command_and_fields(tmp_path, monkeypatch):
+    """Check the record holds the command as run, date, machine and fields, and replaces an old one."""
+    monkeypatch.setattr("sys.argv", ["bench_gan.py", "--seeds", "0,1", "--json", "out dir/a.json"])
+    (tmp_path / "bench_x.json").write_text("{}")
+    target = tmp_path / "bench_x.json"
+    write_benchmark_record(target, "benchmarks/bench_gan.py", rows=[{"a": 1}], image_size=64)
+    record = benchmark_records("bench_x.json", tmp_path)["bench_x.json"]
+    assert record["command"] == "python benchmarks/bench_gan.py --seeds 0,1 --json 'out dir/a.json'"
+    assert list(record) == ["command", "finished", "machine", "rows", "image_size"]
+    assert record["rows"] == [{"a": 1}] and record["image_size"] == 64
+    assert "CPU cores" in record["machine"] and len(record["finished"]) == 10
+    assert [p.name for p in tmp_path.iterdir()] == ["bench_x.json"]

@@ -25,6 +25,7 @@ import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 
+from tumornb.fidelity import REALISM_FID_RATIO, TARGET_RATIO
 from tumornb.labels import CLASS_NAMES, ordered_classes
 
 __all__ = [
@@ -584,16 +585,18 @@ def distance_histograms(synthetic: np.ndarray, fresh: np.ndarray, threshold: flo
     return ax
 
 
-def generator_budget_figure(table: pd.DataFrame, *, overall: float = 0.9, max_fid_over_floor: float = 2.0):
+def generator_budget_figure(
+    table: pd.DataFrame, *, overall: float = TARGET_RATIO, max_fid_over_floor: float = REALISM_FID_RATIO
+):
     """How a generator's numbers move with its training length: fidelity, realism and variety per step count.
 
     Parameters
     ----------
     table : pandas.DataFrame
         :func:`tumornb.fidelity.generator_table`: indexed by ``(generator, steps)``.
-    overall : float, default=0.9
+    overall : float, default=TARGET_RATIO
         The fidelity ratio target, drawn as a line.
-    max_fid_over_floor : float, default=2.0
+    max_fid_over_floor : float, default=REALISM_FID_RATIO
         The realism bound, drawn as a line.
 
     Returns

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from tumornb.profiles import PROFILES, profile_parameters
 __all__ = [
     "ChapterFailed",
     "benchmark_records",
+    "write_benchmark_record",
     "chapter_notebooks",
     "check_overrides",
     "project_root",
@@ -67,6 +69,34 @@ def benchmark_records(
     """
     folder = Path(folder) if folder is not None else project_root() / "benchmarks" / "results"
     return {path.name: json.loads(path.read_text()) for path in sorted(folder.glob(pattern))}
+
+
+def write_benchmark_record(path: str | os.PathLike[str], script: str, **fields: Any) -> Path:
+    """Write a benchmark's record: its command line, date and machine, then ``fields``.
+
+    Parameters
+    ----------
+    path : path-like
+        The JSON file; replaced whole, so an interrupted write leaves the old record.
+    script : str
+        The benchmark as run from the repository root, e.g. ``"benchmarks/bench_gan.py"``;
+        the command is it with this process's arguments.
+    **fields
+        JSON-serialisable values, e.g. ``rows``.
+
+    Returns
+    -------
+    Path
+    """
+    record = {
+        "command": shlex.join(["python", script, *sys.argv[1:]]),
+        "finished": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}",
+        **fields,
+    }
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1))
+    return Path(path)
 
 
 def chapter_notebooks(notebooks_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
