@@ -26,7 +26,10 @@ names (default: all of them)
 each for the same number of seconds (``--budget-s``, stopped at the first batch past it), or the
 same number of steps (``--budget-steps``), from the same seed. With ``--snapshots 1000,2000``
 (and ``--budget-steps 3000``) each conditional generator also draws its images at those steps of
-the same run, so one run shows how the numbers move with the budget. Then, on the real
+the same run, so one run shows how the numbers move with the budget; with ``--truncations 1,0.5``
+they are also drawn with BigGAN's truncation trick at those bounds (noise cut at ±bound: less
+variety, images nearer the generator's typical one), as rows ``<generator>, truncated at <bound>``.
+Then, on the real
 *validation* images (never the test split, never seen by a GAN):
 
 * class fidelity: the judge's accuracy on synthetic images over its accuracy on real ones
@@ -99,13 +102,14 @@ def train_for(
     budget_steps=None,
     snapshots=(),
     drawn=None,
+    truncations=(None,),
     **options,
 ):
     """A DGAN trained for ``budget_s`` seconds (or ``budget_steps`` steps, when given).
 
-    Returns the DGAN, the real images per second it saw, and ``{step: images}``: the
-    classes ``drawn`` drawn (with seed ``seed + 1``, as after training) at each step of
-    ``snapshots`` that training reached.
+    Returns the DGAN, the real images per second it saw, and ``{(step, truncation): images}``:
+    the classes ``drawn`` drawn (with seed ``seed + 1``, as after training) at each step of
+    ``snapshots`` that training reached, once per truncation of ``truncations``.
     """
     import keras
     import tensorflow as tf
@@ -130,7 +134,7 @@ def train_for(
         images, labels, n_classes=n_classes, batch_size=batch, seed=seed, augmentation=None, epochs=epochs
     ).map(lambda x, y: (x / 127.5 - 1.0, tf.argmax(y, axis=-1, output_type=tf.int32)))
     steps = math.ceil(len(images) / batch)
-    drawn_at = snapshot_callback(gan, snapshots, drawn, seed=seed + 1)
+    drawn_at = snapshot_callback(gan, snapshots, drawn, seed=seed + 1, truncations=truncations)
     started = time.perf_counter()
     if budget_steps:
         gan.fit(dataset, epochs=1, steps_per_epoch=budget_steps, callbacks=[drawn_at], verbose=0)
@@ -142,8 +146,11 @@ def train_for(
     return gan, seen / seconds, drawn_at.images
 
 
-def snapshot_callback(gan, steps, drawn, *, seed):
-    """A callback that draws ``drawn`` with ``gan`` after each step in ``steps``; its time is kept apart."""
+def snapshot_callback(gan, steps, drawn, *, seed, truncations=(None,)):
+    """A callback that draws ``drawn`` with ``gan`` after each step in ``steps``; its time is kept apart.
+
+    Its ``images`` map ``(step, truncation)`` to the images drawn, for each of ``truncations``.
+    """
     import keras
 
     class _Snapshots(keras.callbacks.Callback):
@@ -153,12 +160,19 @@ def snapshot_callback(gan, steps, drawn, *, seed):
 
         def on_train_batch_end(self, batch, logs=None):
             step = int(keras.ops.convert_to_numpy(gan.d_optimizer.iterations))
-            if step in steps and step not in self.images:
+            if step in steps and (step, truncations[0]) not in self.images:
                 started = time.perf_counter()
-                self.images[step] = gan.generate(drawn, seed=seed)
+                for truncation in truncations:
+                    self.images[step, truncation] = gan.generate(drawn, seed=seed, truncation=truncation)
                 self.seconds += time.perf_counter() - started
 
     return _Snapshots()
+
+
+def _step_then_truncation(item):
+    """Sort key of ``((step, truncation), images)``: by step, the untruncated draw first."""
+    (step, truncation), _ = item
+    return step, -math.inf if truncation is None else -truncation
 
 
 def main() -> None:
@@ -178,6 +192,12 @@ def main() -> None:
         "--snapshots",
         default="",
         help="comma-separated steps at which the conditional generators' images are also scored",
+    )
+    parser.add_argument(
+        "--truncations",
+        default="",
+        help="comma-separated bounds of the truncation trick at which the conditional generators' images "
+        "are also drawn and scored, as rows '<generator>, truncated at <bound>' (the untruncated row stays)",
     )
     parser.add_argument("--json", help="write every row here too, with the command and the machine")
     parser.add_argument("--seeds", default="0")
@@ -216,23 +236,24 @@ def main() -> None:
     judge_accuracy = float((judge_proba(real.x_val).argmax(1) == real.y_val).mean())
     print(f"{judge_accuracy:.3f}\n")
 
-    def score(name, seed, steps, synthetic, rate):
+    def score(name, seed, steps, synthetic, rate, truncation=None):
         found = fidelity.class_fidelity(judge_proba, real.x_val, real.y_val, synthetic, drawn, names)
         cas = fidelity.classification_accuracy_score(
             synthetic,
             drawn,
             real.x_val,
             real.y_val,
-            work / f"cas-{name}-{seed}-{steps}",
+            work / f"cas-{name}-{seed}-{steps}-{truncation}",  # a folder per draw: one would resume another
             class_names=names,
             epochs=args.judge_epochs,
             seed=seed,
         )
         fake_features = quality.embed(encoder, synthetic)
         row = {
-            "generator": name,
+            "generator": name if truncation is None else f"{name}, truncated at {truncation:g}",
             "seed": seed,
             "steps": steps,
+            "truncation": truncation,
             "fidelity": found.table.loc["all", "synthetic"],
             "ratio": found.overall_ratio,
             "lowest class ratio": found.worst_class_ratio,
@@ -252,6 +273,7 @@ def main() -> None:
         return row
 
     snapshots = sorted(int(s) for s in args.snapshots.split(",")) if args.snapshots else []
+    truncations = [None] + [float(t) for t in args.truncations.split(",") if t]
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         for name in args.generators.split(","):
@@ -284,15 +306,17 @@ def main() -> None:
                 budget_steps=args.budget_steps,
                 snapshots=snapshots,
                 drawn=drawn,
+                truncations=truncations,
                 width=args.width,
                 seed=seed,
                 learning_rate=learning_rate,
                 **options,
             )
             steps = int(gan.d_optimizer.iterations.numpy())
-            drawn_at[steps] = gan.generate(drawn, seed=seed + 1)
-            for step, synthetic in sorted(drawn_at.items()):
-                rows.append(score(name, seed, step, synthetic, rate))
+            for truncation in truncations:
+                drawn_at[steps, truncation] = gan.generate(drawn, seed=seed + 1, truncation=truncation)
+            for (step, truncation), synthetic in sorted(drawn_at.items(), key=_step_then_truncation):
+                rows.append(score(name, seed, step, synthetic, rate, truncation))
 
     table = pd.DataFrame(rows)
     print("\nAll runs:")
@@ -307,6 +331,7 @@ def main() -> None:
             judge_accuracy=judge_accuracy,
             rows=table.to_dict(orient="records"),
         )
+    table = table.drop(columns="truncation")  # in each row's generator name too
     print("\nMean over seeds:")
     print(
         table.drop(columns="seed")

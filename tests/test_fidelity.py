@@ -224,6 +224,8 @@ def test_generator_budget_figure_draws_one_line_per_generator_and_measure():
     assert lines["a: fidelity ratio"].get_xdata().tolist() == [100, 200]
     assert lines["a: fidelity ratio"].get_ydata() == pytest.approx([0.6, 0.95])
     assert lines["b: lowest class ratio"].get_ydata() == pytest.approx([0.9])
+    assert lines["a: lowest class ratio"].get_color() == lines["a: fidelity ratio"].get_color()
+    assert lines["b: fidelity ratio"].get_color() != lines["a: fidelity ratio"].get_color()
     assert lines["target"].get_ydata()[0] == 0.9
     realism = {line.get_label(): line for line in realism_panel.get_lines()}
     assert realism["a"].get_ydata() == pytest.approx([5.0, 1.5])

@@ -6,7 +6,15 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from tumornb.gan import DGAN, build_discriminator, build_generator, diff_augment, from_uint8, to_uint8  # noqa: E402
+from tumornb.gan import (  # noqa: E402
+    DGAN,
+    build_discriminator,
+    build_generator,
+    diff_augment,
+    from_uint8,
+    to_uint8,
+    truncated_noise,
+)
 
 SIDE = 32
 
@@ -182,6 +190,30 @@ def test_generate_gives_the_requested_classes_reproducibly():
     np.testing.assert_array_equal(images, gan.generate(labels, seed=5))
     assert not np.array_equal(images, gan.generate(labels, seed=6))
     assert gan.generate(np.array([], int)).shape == (0, SIDE, SIDE)
+
+
+def test_truncated_noise_stays_within_its_bound_and_uncut_noise_is_the_plain_draw():
+    uncut = truncated_noise(np.random.default_rng(3), (500, 8))
+    np.testing.assert_array_equal(
+        uncut, np.random.default_rng(3).standard_normal((500, 8)).astype(np.float32)
+    )
+    cut = truncated_noise(np.random.default_rng(3), (500, 8), 0.5)
+    assert cut.dtype == np.float32 and np.abs(cut).max() <= 0.5
+    # Resampled, not clipped: no pile-up at the bound, and the cut normal's spread (0.28 at 0.5).
+    assert (np.abs(cut) > 0.49).mean() < 0.05
+    assert cut.std() == pytest.approx(0.28, abs=0.02)
+    with pytest.raises(ValueError, match="truncation must be positive"):
+        truncated_noise(np.random.default_rng(0), (2, 2), 0.0)
+
+
+def test_truncation_draws_images_nearer_each_other():
+    gan = DGAN(SIDE, 4, latent_dim=16, width=8)
+    labels = np.zeros(32, int)
+    spread = {
+        t: gan.generate(labels, seed=2, truncation=t).astype(float).std(axis=0).mean() for t in (None, 0.1)
+    }
+    assert spread[0.1] < 0.5 * spread[None]
+    np.testing.assert_array_equal(gan.generate(labels, seed=2), gan.generate(labels, seed=2, truncation=None))
 
 
 def test_the_class_changes_what_the_generator_draws():

@@ -232,3 +232,10 @@ def test_a_written_benchmark_record_reads_back_with_its_command_and_fields(tmp_p
     assert record["rows"] == [{"a": 1}] and record["image_size"] == 64
     assert "CPU cores" in record["machine"] and len(record["finished"]) == 10
     assert [p.name for p in tmp_path.iterdir()] == ["bench_x.json"]
+
+
+def test_a_benchmark_record_writes_missing_numbers_as_standard_json_null(tmp_path):
+    rows = [{"t": float("nan")}]
+    target = write_benchmark_record(tmp_path / "bench_y.json", "benchmarks/bench_gan.py", rows=rows)
+    assert "NaN" not in target.read_text()
+    assert json.loads(target.read_text())["rows"] == [{"t": None}]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -632,25 +633,30 @@ def write_predictions(
     return table
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers and NaN or infinities as None, recursively.
+
+    What ``json.dumps`` then writes is standard JSON (null, never ``NaN``), which every
+    reader, not only Python's, accepts.
+    """
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 def write_json(path: str | Path, payload: dict) -> None:
-    """Write ``payload`` as indented JSON, atomically (NaN as null).
+    """Write ``payload`` as indented JSON, atomically (NaN as null, see :func:`json_safe`).
 
     Parameters
     ----------
     path : path-like
     payload : dict
     """
-
-    def clean(value):
-        if isinstance(value, dict):
-            return {str(k): clean(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [clean(v) for v in value]
-        if isinstance(value, float | np.floating):
-            return None if not np.isfinite(value) else float(value)
-        if isinstance(value, np.integer):
-            return int(value)
-        return value
-
     with atomic_path(Path(path), suffix=".json") as tmp:
-        tmp.write_text(json.dumps(clean(payload), indent=2))
+        tmp.write_text(json.dumps(json_safe(payload), indent=2))

@@ -612,18 +612,21 @@ def generator_budget_figure(
     ]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     for ax, (columns, target, title) in zip(axes, panels, strict=True):
-        for generator, runs in table.groupby(level="generator", sort=False):
+        for colour, (generator, runs) in enumerate(table.groupby(level="generator", sort=False)):
             steps = runs.index.get_level_values("steps")
+            # One colour per generator in every panel; solid overall, dashed its lowest class.
             for column, style in zip(columns, ("-o", "--s"), strict=False):
                 label = generator if len(columns) == 1 else f"{generator}: {column}"
-                ax.plot(steps, runs[column], style, label=label)
+                ax.plot(steps, runs[column], style, color=f"C{colour % 10}", label=label)
         if target is not None:
             ax.axhline(target, color="k", lw=1, ls=":", label="target" if len(columns) > 1 else "bound")
         ax.set(xlabel="generator steps", title=title)
         if "FID / floor" in columns:
             ax.set_yscale("log")
             ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
-            ax.yaxis.set_minor_formatter(mticker.FormatStrFormatter("%g"))
+            low, high = ax.get_ylim()
+            if high / low < 20:  # within about a decade the minor ticks are the only labels
+                ax.yaxis.set_minor_formatter(mticker.FormatStrFormatter("%g"))
         else:
             ax.set_ylim(0, 1.05)
         ax.legend(fontsize=7)

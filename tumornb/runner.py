@@ -82,12 +82,15 @@ def write_benchmark_record(path: str | os.PathLike[str], script: str, **fields: 
         The benchmark as run from the repository root, e.g. ``"benchmarks/bench_gan.py"``;
         the command is it with this process's arguments.
     **fields
-        JSON-serialisable values, e.g. ``rows``.
+        JSON-serialisable values, e.g. ``rows``; NaN is written as null
+        (:func:`~tumornb.evaluation.json_safe`).
 
     Returns
     -------
     Path
     """
+    from tumornb.evaluation import json_safe
+
     record = {
         "command": shlex.join(["python", script, *sys.argv[1:]]),
         "finished": time.strftime("%Y-%m-%d"),
@@ -95,7 +98,7 @@ def write_benchmark_record(path: str | os.PathLike[str], script: str, **fields: 
         **fields,
     }
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=1))
+        tmp.write_text(json.dumps(json_safe(record), indent=1))
     return Path(path)
 
 
