@@ -21,6 +21,9 @@ names (default: all of them)
   two noises for drawing two different images of one class,
 * ``cbn+strong-aux+ms``: the same with three times the auxiliary loss's weight (``class_weight=3``):
   with the collapse held off by the mode-seeking term, can the class be pushed harder?
+* ``cbn+aux+da`` and ``cbn+aux+ms+da``: those two with differentiable augmentation (DiffAugment:
+  shift, brightness and cutout of everything the discriminator sees), made for GANs trained on a
+  few thousand images, where the discriminator otherwise learns the training set by heart;
 * ``per_class``: the original method's one GAN per class at 2e-4, the budget split evenly between them,
 
 each for the same number of seconds (``--budget-s``, stopped at the first batch past it), or the
@@ -86,6 +89,19 @@ GENERATORS = {
         "conditional_norm": True,
         "learning_rate": None,
     },
+    "cbn+aux+da": {
+        "class_weight": 1.0,
+        "augment": True,
+        "conditional_norm": True,
+        "learning_rate": None,
+    },
+    "cbn+aux+ms+da": {
+        "class_weight": 1.0,
+        "diversity_weight": 1.0,
+        "augment": True,
+        "conditional_norm": True,
+        "learning_rate": None,
+    },
     "per_class": {"learning_rate": 2e-4},
 }
 
@@ -103,6 +119,7 @@ def train_for(
     snapshots=(),
     drawn=None,
     truncations=(None,),
+    augment=False,
     **options,
 ):
     """A DGAN trained for ``budget_s`` seconds (or ``budget_steps`` steps, when given).
@@ -124,7 +141,7 @@ def train_for(
         side,
         n_classes,
         width=width,
-        augment=False,
+        augment=augment,
         seed=seed,
         **options,
     )
