@@ -24,6 +24,8 @@ names (default: all of them)
 * ``cbn+aux+da`` and ``cbn+aux+ms+da``: those two with differentiable augmentation (DiffAugment:
   shift, brightness and cutout of everything the discriminator sees), made for GANs trained on a
   few thousand images, where the discriminator otherwise learns the training set by heart;
+  ``cbn+aux+ms+da-no-cutout`` leaves cutout out (its half-side square can hide the lesion that
+  the class head is asked to find);
 * ``per_class``: the original method's one GAN per class at 2e-4, the budget split evenly between them,
 
 each for the same number of seconds (``--budget-s``, stopped at the first batch past it), or the
@@ -99,6 +101,13 @@ GENERATORS = {
         "class_weight": 1.0,
         "diversity_weight": 1.0,
         "augment": True,
+        "conditional_norm": True,
+        "learning_rate": None,
+    },
+    "cbn+aux+ms+da-no-cutout": {
+        "class_weight": 1.0,
+        "diversity_weight": 1.0,
+        "augment": "shift,brightness",
         "conditional_norm": True,
         "learning_rate": None,
     },

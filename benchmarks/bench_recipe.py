@@ -22,6 +22,7 @@ fresh process, on the same images:
   within them, so the recipes cost the baseline's time per epoch over at most as many epochs, or 1.5x;
 * ``ema``: ``--epochs`` epochs with a moving average of the weights (``TrainConfig.ema``);
 * ``mixup``, ``cutmix``: every training batch mixed (``TrainConfig.mixing``, default alphas);
+  ``mixup, 2x schedule`` mixes over the ``2x schedule``'s epochs;
 * ``width 1.5x``: ``tumornb_cnn`` with 1.5 times the filters in every layer;
 * ``size 128``, ``size 160``, ``size 192``: the baseline on images of that side (validation
   and test images at the same side);
@@ -59,6 +60,8 @@ RECIPES: dict[str, dict] = {
     "plateau, 1.5x budget": {"schedule": "plateau", "epochs_factor": 1.5},
     "ema": {"ema": 0.99},
     "mixup": {"mixing": "mixup"},
+    # Mixing is said to pay only over long schedules: MixUp given the 2x schedule's epochs.
+    "mixup, 2x schedule": {"mixing": "mixup", "epochs_factor": 2},
     "cutmix": {"mixing": "cutmix"},
     "width 1.5x": {"width": 1.5},
     "size 128": {"image_size": 128},

@@ -62,6 +62,29 @@ def test_diff_augment_is_seeded_varies_and_passes_gradients():
     assert gradient is not None and float(tf.reduce_sum(tf.abs(gradient))) > 0
 
 
+def test_diff_augment_policy_applies_only_the_named_transforms():
+    x, _ = _real_batch(8)
+    x = tf.constant(x)
+    seed = tf.constant([1, 2], tf.int64)
+    brightness = (diff_augment(x, seed, "brightness") - x).numpy()
+    # Brightness alone adds one number per image: no pixel moved, none cut out.
+    per_image = brightness.reshape(8, -1)
+    np.testing.assert_allclose(per_image, per_image[:, :1].repeat(per_image.shape[1], axis=1), atol=1e-6)
+    assert np.abs(per_image[:, 0]).max() > 0.01
+    without_cutout = diff_augment(x, seed, "shift,brightness").numpy()
+    full = diff_augment(x, seed).numpy()
+    # Cutout sets a square of a quarter of the pixels to 0; without it far fewer are exactly 0.
+    assert (full == 0).mean() > 0.2 > (without_cutout == 0).mean()
+    np.testing.assert_array_equal(diff_augment(x, seed, "").numpy(), x.numpy())
+
+
+def test_an_unknown_diff_augment_transform_is_a_clear_error():
+    with pytest.raises(ValueError, match="rotate"):
+        DGAN(SIDE, 4, latent_dim=16, width=8, augment="shift,rotate")
+    assert DGAN(SIDE, 4, latent_dim=16, width=8, augment=False).augment == ""
+    assert DGAN(SIDE, 4, latent_dim=16, width=8, augment="shift").augment == "shift"
+
+
 @pytest.mark.parametrize("n_classes", [4, 1])
 def test_one_training_step_gives_finite_losses_and_changes_the_weights(n_classes):
     gan = DGAN(SIDE, n_classes, latent_dim=16, width=8, seed=0)

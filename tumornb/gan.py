@@ -52,6 +52,7 @@ __all__ = [
     "DGAN",
     "build_discriminator",
     "build_generator",
+    "DIFF_AUGMENT_POLICY",
     "diff_augment",
     "from_uint8",
     "to_uint8",
@@ -105,7 +106,20 @@ def _translate(images: tf.Tensor, seed: tf.Tensor, max_shift: int) -> tf.Tensor:
     return tf.gather(rows, index - shifts[:, 1:], axis=2, batch_dims=1)
 
 
-def diff_augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+#: DiffAugment's transforms, in the order they are applied; a policy names a subset, comma-separated.
+DIFF_AUGMENT_POLICY = "shift,brightness,cutout"
+
+
+def _policy_transforms(policy: str) -> list[str]:
+    """The transforms a DiffAugment policy names; a clear error for any other name."""
+    transforms = [name.strip() for name in policy.split(",") if name.strip()]
+    unknown = sorted(set(transforms) - set(DIFF_AUGMENT_POLICY.split(",")))
+    if unknown:
+        raise ValueError(f"unknown DiffAugment transform(s) {unknown}; choose from {DIFF_AUGMENT_POLICY!r}")
+    return transforms
+
+
+def diff_augment(images: tf.Tensor, seed: tf.Tensor, policy: str = DIFF_AUGMENT_POLICY) -> tf.Tensor:
     """Shift (up to 1/8 of the side), brightness and cutout, differentiable in ``images`` (DiffAugment).
 
     Parameters
@@ -113,20 +127,28 @@ def diff_augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     images : Tensor of shape (batch, side, side, 1), in [-1, 1]
     seed : Tensor of shape (2,), int
         Stateless seed; equal seeds give equal outputs.
+    policy : str, default="shift,brightness,cutout"
+        The transforms to apply, comma-separated, as in Zhao et al.'s ``policy`` argument.
+        Cutout hides half the side, which can hide the lesion that makes the class.
     """
+    transforms = _policy_transforms(policy)
     n, side = tf.shape(images)[0], images.shape[1]
     seeds = tf.random.experimental.stateless_split(seed, 3)
-    x = _translate(images, seeds[0], max_shift=side // 8)
-    x = x + tf.random.stateless_uniform((n, 1, 1, 1), seeds[1], -0.5, 0.5)  # brightness
-    # Cut out a square of half the side at a random place: set to 0 (mid-grey).
-    half = side // 2
-    corner = tf.random.stateless_uniform((n, 2), seeds[2], 0, side - half + 1, dtype=tf.int32)
-    rows = tf.range(side)[None, :, None]
-    cols = tf.range(side)[None, None, :]
-    inside_rows = (rows >= corner[:, 0, None, None]) & (rows < corner[:, 0, None, None] + half)
-    inside_cols = (cols >= corner[:, 1, None, None]) & (cols < corner[:, 1, None, None] + half)
-    keep = tf.cast(~(inside_rows & inside_cols), x.dtype)[..., None]
-    return x * keep
+    x = images
+    if "shift" in transforms:
+        x = _translate(x, seeds[0], max_shift=side // 8)
+    if "brightness" in transforms:
+        x = x + tf.random.stateless_uniform((n, 1, 1, 1), seeds[1], -0.5, 0.5)
+    if "cutout" in transforms:
+        # Cut out a square of half the side at a random place: set to 0 (mid-grey).
+        half = side // 2
+        corner = tf.random.stateless_uniform((n, 2), seeds[2], 0, side - half + 1, dtype=tf.int32)
+        rows = tf.range(side)[None, :, None]
+        cols = tf.range(side)[None, None, :]
+        inside_rows = (rows >= corner[:, 0, None, None]) & (rows < corner[:, 0, None, None] + half)
+        inside_cols = (cols >= corner[:, 1, None, None]) & (cols < corner[:, 1, None, None] + half)
+        x = x * tf.cast(~(inside_rows & inside_cols), x.dtype)[..., None]
+    return x
 
 
 def truncated_noise(
@@ -295,8 +317,9 @@ class DGAN(keras.Model):
         Width of both networks (see :func:`build_generator`).
     ema : float, default=0.999
         Decay of the generator's moving average, reached after a warm-up.
-    augment : bool, default=True
-        Differentiable augmentation of everything the discriminator sees.
+    augment : bool or str, default=True
+        Differentiable augmentation of everything the discriminator sees: True for
+        :data:`DIFF_AUGMENT_POLICY`, or a policy of its own (see :func:`diff_augment`).
     class_weight : float, default=0.0
         Weight of the auxiliary classification loss: the discriminator's class head
         learns the real images' classes, and the generator is penalised by the same
@@ -335,7 +358,7 @@ class DGAN(keras.Model):
         latent_dim: int = 128,
         width: int = 32,
         ema: float = 0.999,
-        augment: bool = True,
+        augment: bool | str = True,
         class_weight: float = 0.0,
         class_confidence: float | None = None,
         conditional_norm: bool = False,
@@ -346,7 +369,9 @@ class DGAN(keras.Model):
     ):
         super().__init__(**kwargs)
         self.image_size, self.n_classes, self.latent_dim = image_size, n_classes, latent_dim
-        self.ema, self.augment, self.seed = ema, augment, seed
+        self.ema, self.seed = ema, seed
+        self.augment = DIFF_AUGMENT_POLICY if augment is True else augment or ""
+        _policy_transforms(self.augment)
         self.class_weight = float(class_weight) if n_classes > 1 else 0.0
         if class_confidence is not None and not 0 < class_confidence < 1:
             raise ValueError(f"class_confidence is a probability between 0 and 1, got {class_confidence}")
@@ -396,7 +421,7 @@ class DGAN(keras.Model):
     def _judge(self, images, labels, seed):
         """Score, class logits and twin logits (None without a twin) of the augmented images."""
         if self.augment:
-            images = diff_augment(images, seed)
+            images = diff_augment(images, seed, self.augment)
         outputs = self.discriminator([images, labels], training=True)
         return outputs[0], outputs[1], outputs[2] if self.twin_classifier else None
 

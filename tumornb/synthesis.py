@@ -67,8 +67,9 @@ class GANConfig:
         Adam's step size for both networks.
     latent_dim, width : int
         Size of the noise vector and width of both networks.
-    augment : bool, default=True
-        Differentiable augmentation for the discriminator.
+    augment : bool or str, default=True
+        Differentiable augmentation for the discriminator: True for every transform, or a
+        policy such as ``"shift,brightness"`` (see :func:`tumornb.gan.diff_augment`).
     class_weight : float, default=0.0
         Weight of the auxiliary classification loss (see :class:`tumornb.gan.DGAN`);
         0, the default, trains without it.
@@ -93,7 +94,7 @@ class GANConfig:
     learning_rate: float = 2e-4
     latent_dim: int = 128
     width: int = 32
-    augment: bool = True
+    augment: bool | str = True
     class_weight: float = 0.0
     class_confidence: float | None = None
     conditional_norm: bool = False
