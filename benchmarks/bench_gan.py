@@ -26,6 +26,15 @@ names (default: all of them)
   few thousand images, where the discriminator otherwise learns the training set by heart;
   ``cbn+aux+ms+da-no-cutout`` leaves cutout out (its half-side square can hide the lesion that
   the class head is asked to find);
+* ``cbn+guide+ms`` and ``cbn+aux+guide+ms``: a frozen *guide* classifier, trained on the real
+  training images before the GAN (the seed project's CNN, another architecture and seed than the
+  judge's), adds its cross-entropy on the intended classes to the generator's loss: the class
+  signal is there from the first step, where the auxiliary head has to learn it alongside;
+  the guide's training time is reported beside the generator's (``guide s``);
+* ``cbn+aux+ms+features``: ``cbn+aux+ms`` with a second discriminator on the guide's frozen
+  penultimate features (``DGAN(feature_net=)``, as Vision-aided GAN does with pretrained networks):
+  fake features must match real ones class by class, where the guide's cross-entropy alone asks
+  only that they land on the right side of its decision boundary;
 * ``per_class``: the original method's one GAN per class at 2e-4, the budget split evenly between them,
 
 each for the same number of seconds (``--budget-s``, stopped at the first batch past it), or the
@@ -108,6 +117,26 @@ GENERATORS = {
         "class_weight": 1.0,
         "diversity_weight": 1.0,
         "augment": "shift,brightness",
+        "conditional_norm": True,
+        "learning_rate": None,
+    },
+    "cbn+guide+ms": {
+        "guide": True,
+        "diversity_weight": 1.0,
+        "conditional_norm": True,
+        "learning_rate": None,
+    },
+    "cbn+aux+guide+ms": {
+        "guide": True,
+        "class_weight": 1.0,
+        "diversity_weight": 1.0,
+        "conditional_norm": True,
+        "learning_rate": None,
+    },
+    "cbn+aux+ms+features": {
+        "guide_features": True,
+        "class_weight": 1.0,
+        "diversity_weight": 1.0,
         "conditional_norm": True,
         "learning_rate": None,
     },
@@ -225,6 +254,14 @@ def main() -> None:
         help="comma-separated bounds of the truncation trick at which the conditional generators' images "
         "are also drawn and scored, as rows '<generator>, truncated at <bound>' (the untruncated row stays)",
     )
+    parser.add_argument(
+        "--filter-pool",
+        type=int,
+        default=0,
+        help="also score each conditional generator's final images after rejection sampling: draw this many "
+        "times the images needed, keep those the guide (not the judge) puts in their class, as rows "
+        "'<generator>, guide-filtered' with the share of the wanted images found ('filled'); 0: off",
+    )
     parser.add_argument("--json", help="write every row here too, with the command and the machine")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--judge-epochs", type=int, default=40)
@@ -262,14 +299,15 @@ def main() -> None:
     judge_accuracy = float((judge_proba(real.x_val).argmax(1) == real.y_val).mean())
     print(f"{judge_accuracy:.3f}\n")
 
-    def score(name, seed, steps, synthetic, rate, truncation=None):
-        found = fidelity.class_fidelity(judge_proba, real.x_val, real.y_val, synthetic, drawn, names)
+    def score(name, seed, steps, synthetic, rate, truncation=None, labels=drawn):
+        found = fidelity.class_fidelity(judge_proba, real.x_val, real.y_val, synthetic, labels, names)
         cas = fidelity.classification_accuracy_score(
             synthetic,
-            drawn,
+            labels,
             real.x_val,
             real.y_val,
-            work / f"cas-{name}-{seed}-{steps}-{truncation}",  # a folder per draw: one would resume another
+            # A folder per draw: one would resume another.
+            work / f"cas-{name}-{seed}-{steps}-{truncation}-{len(labels)}",
             class_names=names,
             epochs=args.judge_epochs,
             seed=seed,
@@ -305,6 +343,17 @@ def main() -> None:
         for name in args.generators.split(","):
             options = dict(GENERATORS[name])
             learning_rate = options.pop("learning_rate") or args.learning_rate
+            guide_seconds = 0.0
+            wants_guide, wants_features = options.pop("guide", False), options.pop("guide_features", False)
+            if wants_guide or wants_features:
+                guide = fidelity.train_guide(
+                    real, work / f"guide-{seed}", epochs=args.judge_epochs, seed=seed + 1
+                )
+                guide_seconds = guide.info["wall_seconds"]  # also when reused from an earlier generator
+                if wants_guide:
+                    options["guide"] = guide.model
+                if wants_features:
+                    options["feature_net"] = fidelity.judge_encoder(guide.model)
             if name == "per_class":
                 synthetic, rates, steps = [], [], 0
                 for k in range(len(names)):
@@ -342,7 +391,17 @@ def main() -> None:
             for truncation in truncations:
                 drawn_at[steps, truncation] = gan.generate(drawn, seed=seed + 1, truncation=truncation)
             for (step, truncation), synthetic in sorted(drawn_at.items(), key=_step_then_truncation):
-                rows.append(score(name, seed, step, synthetic, rate, truncation))
+                rows.append(score(name, seed, step, synthetic, rate, truncation) | {"guide s": guide_seconds})
+            if args.filter_pool:
+                filter_by = fidelity.train_guide(
+                    real, work / f"guide-{seed}", epochs=args.judge_epochs, seed=seed + 1
+                )
+                pool = np.repeat(np.arange(len(names)), counts * args.filter_pool)
+                pooled = gan.generate(pool, seed=seed + 2)
+                keep = fidelity.pick_faithful(evaluation.predict_proba(filter_by.model, pooled), pool, counts)
+                row = score(f"{name}, guide-filtered", seed, steps, pooled[keep], rate, labels=pool[keep])
+                filter_seconds = filter_by.info["wall_seconds"]
+                rows.append(row | {"guide s": filter_seconds, "filled": len(keep) / len(drawn)})
 
     table = pd.DataFrame(rows)
     print("\nAll runs:")

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tumornb.fidelity import class_fidelity, keep_faithful
+from tumornb.fidelity import class_fidelity, keep_faithful, pick_faithful
 
 NAMES = ["glioma", "meningioma", "notumor", "pituitary"]
 
@@ -78,6 +78,17 @@ def test_keep_faithful_keeps_confident_images_of_their_own_class():
     assert keep_faithful(probabilities, intended, min_confidence=0.3).tolist() == [True, True, False, True]
     with pytest.raises(ValueError, match="min_confidence"):
         keep_faithful(probabilities, intended, min_confidence=1.5)
+
+
+def test_pick_faithful_keeps_the_most_confident_faithful_images_up_to_the_wanted_count():
+    """Class 0: three faithful of four, two wanted, the two surest; class 1: one faithful, two wanted, one."""
+    probabilities = np.array(
+        [[0.6, 0.4], [0.95, 0.05], [0.3, 0.7], [0.8, 0.2], [0.9, 0.1], [0.2, 0.8], [0.7, 0.3]]
+    )
+    intended = np.array([0, 0, 0, 0, 1, 1, 1])
+    picked = pick_faithful(probabilities, intended, np.array([2, 2]))
+    assert picked.tolist() == [1, 3, 5]
+    assert pick_faithful(probabilities, intended, np.array([0, 0])).tolist() == []
 
 
 @pytest.mark.slow

@@ -193,6 +193,74 @@ def test_the_mode_seeking_term_adds_its_weight_over_the_images_spread_to_the_gen
         DGAN(SIDE, 4, latent_dim=16, width=8, diversity_weight=-1)
 
 
+def _constant_guide(probabilities):
+    """A classifier of uint8-scaled images that gives every image ``probabilities``."""
+    image = keras.Input((SIDE, SIDE, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(image)
+    logits = keras.layers.Dense(
+        len(probabilities),
+        kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant(np.log(probabilities)),
+    )(pooled)
+    return keras.Model(image, keras.layers.Softmax()(logits))
+
+
+def test_the_guide_adds_its_cross_entropy_on_the_intended_classes_and_stays_frozen():
+    """One step with and without a guide that gives every image the same probabilities.
+
+    The discriminator's step is the same; the generator's loss grows by exactly
+    ``guide_weight`` times the mean of ``-log p(intended class)``; the guide is not trained.
+    """
+    images, labels = _real_batch(16, 4)
+    probabilities = np.array([0.5, 0.25, 0.125, 0.125])
+
+    def one_step(guide, **options):
+        keras.utils.set_random_seed(0)
+        gan = DGAN(SIDE, 4, latent_dim=16, width=8, augment=False, guide=guide, **options)
+        gan.compile()
+        history = gan.fit(images, labels, batch_size=16, epochs=1, verbose=0).history
+        return {k: v[0] for k, v in history.items()}
+
+    guide = _constant_guide(probabilities)
+    before = [w.numpy().copy() for w in guide.weights]
+    plain, guided = one_step(None), one_step(guide, guide_weight=3.0)
+    cross_entropy = -np.log(probabilities[labels]).mean()
+    assert plain["guide_loss"] == 0
+    assert guided["guide_loss"] == pytest.approx(cross_entropy, rel=1e-5)
+    assert guided["d_loss"] == pytest.approx(plain["d_loss"], rel=1e-6)
+    assert guided["g_loss"] == pytest.approx(plain["g_loss"] + 3.0 * cross_entropy, rel=1e-4)
+    assert all(np.array_equal(b, w.numpy()) for b, w in zip(before, guide.weights, strict=True))
+    # Capped as the auxiliary loss: class 0 (p = 0.5) asks nothing under a cap of 0.4.
+    capped = one_step(_constant_guide(probabilities), class_confidence=0.4)
+    expected = np.maximum(0, -np.log(probabilities[labels]) + np.log(0.4)).mean()
+    assert capped["guide_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_feature_discriminator_adds_its_hinge_loss_trains_its_head_and_leaves_the_network_frozen():
+    """Equal first steps at feature weights 0 and 2: the discriminator's loss differs by twice the hinge."""
+    images, labels = _real_batch(16, 4)
+    image = keras.Input((SIDE, SIDE, 1))
+    network = keras.Model(image, keras.layers.Dense(6)(keras.layers.GlobalAveragePooling2D()(image / 255.0)))
+    frozen = [w.numpy().copy() for w in network.weights]
+
+    def one_step(weight):
+        keras.utils.set_random_seed(0)
+        gan = DGAN(SIDE, 4, latent_dim=16, width=8, augment=False, feature_net=network, feature_weight=weight)
+        gan.compile()
+        head = [w.numpy().copy() for w in gan.feature_head.weights]
+        history = gan.fit(images, labels, batch_size=16, epochs=1, verbose=0).history
+        changed = any(
+            not np.array_equal(b, w.numpy()) for b, w in zip(head, gan.feature_head.weights, strict=True)
+        )
+        return {k: v[0] for k, v in history.items()}, changed
+
+    (off, _), (on, head_trained) = one_step(0.0), one_step(2.0)
+    assert on["feature_d_loss"] > 0 and on["feature_d_loss"] == pytest.approx(off["feature_d_loss"], rel=1e-6)
+    assert on["d_loss"] == pytest.approx(off["d_loss"] + 2.0 * off["feature_d_loss"], rel=1e-5)
+    assert head_trained
+    assert all(np.array_equal(b, w.numpy()) for b, w in zip(frozen, network.weights, strict=True))
+
+
 def test_a_capped_class_loss_asks_nothing_of_images_already_confident_enough():
     """Check that an image at probability 0.9 adds nothing under a cap of 0.8, one at 0.5 the rest."""
     logits = tf.math.log(tf.constant([[0.9, 0.05, 0.05], [0.5, 0.25, 0.25]]))

@@ -245,6 +245,45 @@ def keep_faithful(
     return (top == intended) & (probabilities[np.arange(len(intended)), intended] >= min_confidence)
 
 
+def pick_faithful(
+    probabilities: np.ndarray,
+    intended: np.ndarray,
+    wanted: np.ndarray,
+    *,
+    min_confidence: float = FILTER_CONFIDENCE,
+) -> np.ndarray:
+    """Up to ``wanted[k]`` images of each class ``k`` from a larger pool, those a classifier finds faithful.
+
+    Rejection sampling: draw more images than needed, keep the ones
+    :func:`keep_faithful` keeps, the most confident first. A class with fewer
+    faithful images than wanted gets only those: the shortfall is the caller's to report.
+    The classifier must not be the judge that scores the kept images.
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (n_images, n_classes)
+        The filtering classifier's class probabilities for the pool.
+    intended : ndarray of shape (n_images,), int
+        The class each image of the pool was drawn for.
+    wanted : ndarray of shape (n_classes,), int
+        How many images of each class to keep at most.
+    min_confidence : float, default=FILTER_CONFIDENCE
+
+    Returns
+    -------
+    ndarray of int
+        Indices into the pool, grouped by class in class order.
+    """
+    probabilities, intended = np.asarray(probabilities), np.asarray(intended)
+    faithful = keep_faithful(probabilities, intended, min_confidence=min_confidence)
+    confidence = probabilities[np.arange(len(intended)), intended]
+    picked = []
+    for k, n in enumerate(np.asarray(wanted)):
+        mine = np.flatnonzero(faithful & (intended == k))
+        picked.append(mine[np.argsort(-confidence[mine], kind="stable")][:n])
+    return np.concatenate(picked).astype(int) if picked else np.array([], int)
+
+
 def record_judgement(
     manifest_path: str | Path, probabilities: np.ndarray, class_names: list[str]
 ) -> pd.DataFrame:
@@ -330,6 +369,47 @@ def train_judge(real, out_dir: str | Path, *, epochs: int, seed: int = 0, progre
         config,
         class_names=real.class_names,
         role="judge: real training images only",
+        progress=progress,
+    )
+
+
+GUIDE_MODEL = "seed_cnn"
+
+
+def train_guide(real, out_dir: str | Path, *, epochs: int, seed: int = 1, progress: Callable | None = None):
+    """Train (or load) the guide: a classifier of the real images that steers the generator.
+
+    The guide (see :class:`tumornb.gan.DGAN`) must not be the judge, or the judge would
+    grade images drawn to please it: it is another architecture (the seed project's CNN,
+    :data:`GUIDE_MODEL`) from another seed, trained like :func:`train_judge` on the real
+    training images only.
+
+    Parameters
+    ----------
+    real : tumornb.datasets.TrainingSet
+        Real training and validation images (never synthetic or test images).
+    out_dir : path-like
+        Where the guide is stored.
+    epochs : int
+        The most epochs to train.
+    seed : int, default=1
+        Differs from the judge's default.
+    progress : callable, optional
+        A ``tqdm``-like class for an epoch progress bar.
+
+    Returns
+    -------
+    tumornb.training.TrainResult
+    """
+    from tumornb.training import TrainConfig
+
+    config = TrainConfig(model=GUIDE_MODEL, image_size=real.x_train.shape[1], epochs=epochs, seed=seed)
+    return _fit_or_reuse(
+        (real.x_train, real.y_train, real.x_val, real.y_val),
+        out_dir,
+        config,
+        class_names=real.class_names,
+        role="guide: real training images only",
         progress=progress,
     )
 

@@ -51,6 +51,7 @@ from tumornb.backend import keras, layers, tf
 __all__ = [
     "DGAN",
     "build_discriminator",
+    "build_feature_head",
     "build_generator",
     "DIFF_AUGMENT_POLICY",
     "diff_augment",
@@ -304,6 +305,31 @@ def build_discriminator(
     return keras.Model([image, label], outputs, name="discriminator")
 
 
+def build_feature_head(n_features: int, n_classes: int = 4) -> keras.Model:
+    """A projection discriminator's head on features from a frozen network.
+
+    The score is ``w . f + embed(class) . f`` for the features ``f``, as the last
+    layers of :func:`build_discriminator`, spectrally normalised.
+
+    Parameters
+    ----------
+    n_features : int
+    n_classes : int, default=4
+
+    Returns
+    -------
+    keras.Model
+        Inputs ``[features (batch, n_features), class (batch,) int]``; output the score ``(batch, 1)``.
+    """
+    features = keras.Input((n_features,), name="features")
+    label = keras.Input((), dtype="int32", name="class")
+    score = layers.SpectralNormalization(layers.Dense(1))(features)
+    class_vector = layers.Embedding(n_classes, n_features, name="class_projection")(label)
+    projection = layers.Dot(axes=1)([class_vector, features])
+    score = layers.Add(dtype="float32", name="score")([score, projection])
+    return keras.Model([features, label], score, name="feature_head")
+
+
 class DGAN(keras.Model):
     """Generator, discriminator and the generator's moving average, trained with the hinge loss.
 
@@ -341,6 +367,23 @@ class DGAN(keras.Model):
         Weight of the mode-seeking term: each generator step draws a second image per
         class from other noise and minimises ``1 / (mean|G(z1, y) - G(z2, y)| / mean|z1 - z2|)``,
         which grows as two noises give the same image. 0 (the default) leaves it out.
+    guide : keras.Model, optional
+        A classifier already trained on the real training images (uint8-scaled images to
+        class probabilities), kept frozen: the generator is also penalised by its
+        cross-entropy on the intended classes (capped as the auxiliary loss, by
+        ``class_confidence``), on randomly shifted copies so that the guide's pixel-exact
+        quirks pay less. Unlike the auxiliary head, it knows the classes from the first
+        step. It must not be the classifier that later judges the images.
+    guide_weight : float, default=1.0
+        Weight of the guide's cross-entropy; no effect without a guide.
+    feature_net : keras.Model, optional
+        A frozen network from uint8-scaled images to feature vectors (e.g. a guide's
+        penultimate layer, :func:`tumornb.fidelity.judge_encoder`): a second discriminator,
+        :func:`build_feature_head`, learns to tell real from generated images of a class
+        in its features, with its own hinge loss (weight ``feature_weight``), on randomly
+        shifted copies; as Vision-aided GAN (Kumari et al., 2022) with pretrained networks.
+    feature_weight : float, default=1.0
+        Weight of the feature discriminator's losses; no effect without ``feature_net``.
     seed : int, default=0
         Every random draw in training is a function of this and the step.
 
@@ -364,6 +407,10 @@ class DGAN(keras.Model):
         conditional_norm: bool = False,
         twin_classifier: bool = False,
         diversity_weight: float = 0.0,
+        guide: keras.Model | None = None,
+        guide_weight: float = 1.0,
+        feature_net: keras.Model | None = None,
+        feature_weight: float = 1.0,
         seed: int = 0,
         **kwargs,
     ):
@@ -379,6 +426,13 @@ class DGAN(keras.Model):
         if diversity_weight < 0:
             raise ValueError(f"diversity_weight must be at least 0, got {diversity_weight}")
         self.diversity_weight = float(diversity_weight)
+        if guide is not None:
+            guide.trainable = False
+        self.guide, self.guide_weight = guide, float(guide_weight)
+        self.feature_net, self.feature_weight, self.feature_head = feature_net, float(feature_weight), None
+        if feature_net is not None:
+            feature_net.trainable = False
+            self.feature_head = build_feature_head(feature_net.outputs[0].shape[-1], n_classes)
         shape = dict(latent_dim=latent_dim, width=width, conditional_norm=conditional_norm)
         self.generator = build_generator(image_size, n_classes, **shape)
         self.twin_classifier = bool(twin_classifier) and self.class_weight > 0
@@ -408,7 +462,17 @@ class DGAN(keras.Model):
         super().compile(optimizer=self.d_optimizer, **kwargs)
         # Built now so that a checkpoint's optimiser state has somewhere to load into.
         self.g_optimizer.build(self.generator.trainable_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.d_optimizer.build(self._d_weights())
+
+    def _d_weights(self) -> list:
+        """What the discriminator's optimiser trains: the discriminator and the feature head."""
+        head = self.feature_head.trainable_weights if self.feature_head is not None else []
+        return self.discriminator.trainable_weights + head
+
+    def _feature_score(self, images, labels, seed):
+        """The feature discriminator's score of randomly shifted copies of ``images`` in [-1, 1]."""
+        shifted = (diff_augment(images, seed, "shift") + 1.0) * 127.5
+        return self.feature_head([self.feature_net(shifted, training=False), labels])
 
     def call(self, inputs, training=False):
         """Images from ``[noise, labels]`` drawn by the averaged generator."""
@@ -435,16 +499,20 @@ class DGAN(keras.Model):
 
             L_G = -E[D(G(z, y), y)] + \lambda\,E[\max(0, CE(C(G(z, y)), y) - m)] - \lambda\,CE(T(G(z, y)), y)
                   + \mu \frac{E|z - z'|}{E|G(z, y) - G(z', y)|}
+                  + \gamma\,E[\max(0, -\log P(y \mid S(G(z, y))) - m)] - \phi\,E[F(S(G(z, y)), y)]
 
         with $D$ the projection score, $C$ the auxiliary class head, $T$ the twin head (its
         terms only with ``twin_classifier``), $\lambda$ ``class_weight``,
         $m = -\log$ ``class_confidence`` (0 without a cap) and $\mu$ ``diversity_weight``
-        (the mode-seeking term, only when $\mu > 0$).
+        (the mode-seeking term, only when $\mu > 0$); $P$ the frozen ``guide``, $S$ a random
+        shift and $\gamma$ ``guide_weight`` (the guide's term, only with a guide); $F$ the
+        feature discriminator and $\phi$ ``feature_weight`` (only with a ``feature_net``), whose
+        own hinge loss, as $D$'s on shifted images, enters $L_D$ times $\phi$.
         """
         real, labels = data
         labels = tf.cast(labels, tf.int32)
         n = tf.shape(real)[0]
-        seeds = self._step_seeds(6)
+        seeds = self._step_seeds(10)
         noise = tf.random.stateless_normal((n, self.latent_dim), seeds[0])
         with tf.GradientTape() as tape:
             fake = self.generator([noise, labels], training=True)
@@ -458,7 +526,13 @@ class DGAN(keras.Model):
             if self.twin_classifier:  # ... and the twin from generated images only.
                 d_class = d_class + self._class_loss(fake_twin, labels)
             d_loss = adversarial + self.class_weight * d_class
-        weights = self.discriminator.trainable_weights
+            feature_hinge = tf.constant(0.0)
+            if self.feature_net is not None:
+                feature_hinge = tf.reduce_mean(
+                    tf.nn.relu(1.0 - self._feature_score(real, labels, seeds[7]))
+                ) + tf.reduce_mean(tf.nn.relu(1.0 + self._feature_score(fake, labels, seeds[8])))
+                d_loss = d_loss + self.feature_weight * feature_hinge
+        weights = self._d_weights()
         self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, weights), weights, strict=True))
 
         noise = tf.random.stateless_normal((n, self.latent_dim), seeds[3])
@@ -475,6 +549,16 @@ class DGAN(keras.Model):
                 other = self.generator([other_noise, labels], training=True)
                 diversity = tf.reduce_mean(tf.abs(fake - other)) / tf.reduce_mean(tf.abs(noise - other_noise))
                 g_loss = g_loss + self.diversity_weight / (diversity + 1e-5)
+            guided = tf.constant(0.0)
+            if self.guide is not None:
+                shown = (diff_augment(fake, seeds[6], "shift") + 1.0) * 127.5
+                intended = tf.gather(self.guide(shown, training=False), labels, batch_dims=1)
+                guided = tf.reduce_mean(tf.nn.relu(-tf.math.log(intended + 1e-7) - self.class_margin))
+                g_loss = g_loss + self.guide_weight * guided
+            if self.feature_net is not None:
+                g_loss = g_loss - self.feature_weight * tf.reduce_mean(
+                    self._feature_score(fake, labels, seeds[9])
+                )
         weights = self.generator.trainable_weights
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, weights), weights, strict=True))
 
@@ -492,6 +576,8 @@ class DGAN(keras.Model):
             "d_class_loss": d_class,
             "g_class_loss": g_class,
             "diversity": diversity,
+            "guide_loss": guided,
+            "feature_d_loss": feature_hinge,
         }
 
     @staticmethod
