@@ -363,14 +363,7 @@ def train_judge(real, out_dir: str | Path, *, epochs: int, seed: int = 0, progre
     from tumornb.training import TrainConfig
 
     config = TrainConfig(image_size=real.x_train.shape[1], epochs=epochs, learning_rate=5e-4, seed=seed)
-    return _fit_or_reuse(
-        (real.x_train, real.y_train, real.x_val, real.y_val),
-        out_dir,
-        config,
-        class_names=real.class_names,
-        role="judge: real training images only",
-        progress=progress,
-    )
+    return _fit_on_real(real, out_dir, config, role="judge", progress=progress)
 
 
 GUIDE_MODEL = "seed_cnn"
@@ -404,14 +397,14 @@ def train_guide(real, out_dir: str | Path, *, epochs: int, seed: int = 1, progre
     from tumornb.training import TrainConfig
 
     config = TrainConfig(model=GUIDE_MODEL, image_size=real.x_train.shape[1], epochs=epochs, seed=seed)
-    return _fit_or_reuse(
-        (real.x_train, real.y_train, real.x_val, real.y_val),
-        out_dir,
-        config,
-        class_names=real.class_names,
-        role="guide: real training images only",
-        progress=progress,
-    )
+    return _fit_on_real(real, out_dir, config, role="guide", progress=progress)
+
+
+def _fit_on_real(real, out_dir, config, *, role, progress):
+    """:func:`_fit_or_reuse` on the real training and validation images only, for ``role``."""
+    data = (real.x_train, real.y_train, real.x_val, real.y_val)
+    role = f"{role}: real training images only"
+    return _fit_or_reuse(data, out_dir, config, class_names=real.class_names, role=role, progress=progress)
 
 
 def _fit_or_reuse(data, out_dir, config, *, class_names, role, progress):
