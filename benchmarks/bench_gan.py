@@ -35,6 +35,9 @@ names (default: all of them)
   penultimate features (``DGAN(feature_net=)``, as Vision-aided GAN does with pretrained networks):
   fake features must match real ones class by class, where the guide's cross-entropy alone asks
   only that they land on the right side of its decision boundary;
+* ``cbn+aux+ms+lecam``: ``cbn+aux+ms`` with the LeCam regulariser (``DGAN(lecam_weight=0.3)``,
+  Tseng et al., 2021, at their weight for BigGAN), which keeps the discriminator from learning a
+  few thousand training images by heart without augmenting what it sees (DiffAugment's cost here);
 * ``per_class``: the original method's one GAN per class at 2e-4, the budget split evenly between them,
 
 each for the same number of seconds (``--budget-s``, stopped at the first batch past it), or the
@@ -135,6 +138,13 @@ GENERATORS = {
     },
     "cbn+aux+ms+features": {
         "guide_features": True,
+        "class_weight": 1.0,
+        "diversity_weight": 1.0,
+        "conditional_norm": True,
+        "learning_rate": None,
+    },
+    "cbn+aux+ms+lecam": {
+        "lecam_weight": 0.3,
         "class_weight": 1.0,
         "diversity_weight": 1.0,
         "conditional_norm": True,

@@ -261,6 +261,29 @@ def test_the_feature_discriminator_adds_its_hinge_loss_trains_its_head_and_leave
     assert all(np.array_equal(b, w.numpy()) for b, w in zip(frozen, network.weights, strict=True))
 
 
+def test_the_lecam_term_pulls_the_scores_towards_the_anchors_and_the_anchors_follow_the_scores():
+    """Equal first steps at LeCam weights 0 and 3: the anchors start at 0, so the term is the squared
+    positive real scores plus the squared negative generated ones, and then move to the mean scores."""
+    images, labels = _real_batch(16, 4)
+
+    def one_step(weight):
+        keras.utils.set_random_seed(0)
+        gan = DGAN(SIDE, 4, latent_dim=16, width=8, augment=False, lecam_weight=weight)
+        gan.compile()
+        return gan, {
+            k: v[0] for k, v in gan.fit(images, labels, batch_size=16, epochs=1, verbose=0).history.items()
+        }
+
+    (_, off), (gan, on) = one_step(0.0), one_step(3.0)
+    assert off["lecam"] == 0.0 and on["lecam"] > 0
+    assert on["real_score"] == pytest.approx(off["real_score"], rel=1e-5)
+    assert on["d_loss"] == pytest.approx(off["d_loss"] + 3.0 * on["lecam"], rel=1e-5)
+    kept = 1 - 2 / 11  # the new mean score's share after one step: the warm-up's decay is 2 / 11
+    assert float(gan.real_anchor) == pytest.approx(kept * on["real_score"], rel=1e-4)
+    with pytest.raises(ValueError, match="lecam_weight must be at least 0"):
+        DGAN(SIDE, 4, latent_dim=16, width=8, lecam_weight=-1)
+
+
 def test_a_capped_class_loss_asks_nothing_of_images_already_confident_enough():
     """Check that an image at probability 0.9 adds nothing under a cap of 0.8, one at 0.5 the rest."""
     logits = tf.math.log(tf.constant([[0.9, 0.05, 0.05], [0.5, 0.25, 0.25]]))

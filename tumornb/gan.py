@@ -384,6 +384,14 @@ class DGAN(keras.Model):
         shifted copies; as Vision-aided GAN (Kumari et al., 2022) with pretrained networks.
     feature_weight : float, default=1.0
         Weight of the feature discriminator's losses; no effect without ``feature_net``.
+    lecam_weight : float, default=0.0
+        Weight of the LeCam regulariser (Tseng et al., 2021), made for GANs trained on few
+        images without augmenting them: the discriminator's scores of real images are
+        pulled towards the moving average of its scores of generated ones and back, so
+        that it cannot drive the two apart by learning the training images by heart.
+        0 (the default) leaves it out.
+    lecam_decay : float, default=0.99
+        Decay of the two moving averages of the LeCam regulariser, reached after a warm-up.
     seed : int, default=0
         Every random draw in training is a function of this and the step.
 
@@ -411,6 +419,8 @@ class DGAN(keras.Model):
         guide_weight: float = 1.0,
         feature_net: keras.Model | None = None,
         feature_weight: float = 1.0,
+        lecam_weight: float = 0.0,
+        lecam_decay: float = 0.99,
         seed: int = 0,
         **kwargs,
     ):
@@ -433,6 +443,12 @@ class DGAN(keras.Model):
         if feature_net is not None:
             feature_net.trainable = False
             self.feature_head = build_feature_head(feature_net.outputs[0].shape[-1], n_classes)
+        if lecam_weight < 0:
+            raise ValueError(f"lecam_weight must be at least 0, got {lecam_weight}")
+        self.lecam_weight, self.lecam_decay = float(lecam_weight), float(lecam_decay)
+        if self.lecam_weight > 0:  # moving averages of the mean real and generated scores
+            self.real_anchor = keras.Variable(0.0, trainable=False, name="lecam_real_anchor")
+            self.fake_anchor = keras.Variable(0.0, trainable=False, name="lecam_fake_anchor")
         shape = dict(latent_dim=latent_dim, width=width, conditional_norm=conditional_norm)
         self.generator = build_generator(image_size, n_classes, **shape)
         self.twin_classifier = bool(twin_classifier) and self.class_weight > 0
@@ -496,6 +512,7 @@ class DGAN(keras.Model):
 
             L_D = E[\max(0, 1 - D(x, y))] + E[\max(0, 1 + D(G(z, y), y))] + \lambda\,CE(C(x), y)
                   + \lambda\,CE(T(G(z, y)), y)
+                  + \rho\,(E[\max(0, D(x, y) - a_G)^2] + E[\max(0, a_R - D(G(z, y), y))^2])
 
             L_G = -E[D(G(z, y), y)] + \lambda\,E[\max(0, CE(C(G(z, y)), y) - m)] - \lambda\,CE(T(G(z, y)), y)
                   + \mu \frac{E|z - z'|}{E|G(z, y) - G(z', y)|}
@@ -507,7 +524,9 @@ class DGAN(keras.Model):
         (the mode-seeking term, only when $\mu > 0$); $P$ the frozen ``guide``, $S$ a random
         shift and $\gamma$ ``guide_weight`` (the guide's term, only with a guide); $F$ the
         feature discriminator and $\phi$ ``feature_weight`` (only with a ``feature_net``), whose
-        own hinge loss, as $D$'s on shifted images, enters $L_D$ times $\phi$.
+        own hinge loss, as $D$'s on shifted images, enters $L_D$ times $\phi$; $\rho$
+        ``lecam_weight`` and $a_R$, $a_G$ the moving averages of $D$'s mean real and generated
+        scores (the LeCam term, only when $\rho > 0$).
         """
         real, labels = data
         labels = tf.cast(labels, tf.int32)
@@ -532,8 +551,16 @@ class DGAN(keras.Model):
                     tf.nn.relu(1.0 - self._feature_score(real, labels, seeds[7]))
                 ) + tf.reduce_mean(tf.nn.relu(1.0 + self._feature_score(fake, labels, seeds[8])))
                 d_loss = d_loss + self.feature_weight * feature_hinge
+            lecam = tf.constant(0.0)
+            if self.lecam_weight > 0:
+                lecam = tf.reduce_mean(tf.square(tf.nn.relu(real_score - self.fake_anchor))) + tf.reduce_mean(
+                    tf.square(tf.nn.relu(self.real_anchor - fake_score))
+                )
+                d_loss = d_loss + self.lecam_weight * lecam
         weights = self._d_weights()
         self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, weights), weights, strict=True))
+        if self.lecam_weight > 0:
+            self._update_anchors(real_score, fake_score)
 
         noise = tf.random.stateless_normal((n, self.latent_dim), seeds[3])
         with tf.GradientTape() as tape:
@@ -578,7 +605,14 @@ class DGAN(keras.Model):
             "diversity": diversity,
             "guide_loss": guided,
             "feature_d_loss": feature_hinge,
+            "lecam": lecam,
         }
+
+    def _update_anchors(self, real_score, fake_score):
+        step = tf.cast(self.d_optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.lecam_decay, (1.0 + step) / (10.0 + step))
+        for anchor, score in ((self.real_anchor, real_score), (self.fake_anchor, fake_score)):
+            anchor.assign(decay * anchor + (1.0 - decay) * tf.reduce_mean(score))
 
     @staticmethod
     def _class_loss(logits, labels, margin: float = 0.0):
