@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tumornb.fidelity import class_fidelity, keep_faithful, pick_faithful
+from tumornb.fidelity import choose_source, class_fidelity, keep_faithful, pick_faithful
 
 NAMES = ["glioma", "meningioma", "notumor", "pituitary"]
 
@@ -92,6 +92,27 @@ def test_pick_faithful_keeps_the_most_confident_faithful_images_up_to_the_wanted
 
 
 @pytest.mark.slow
+def test_choose_source_takes_the_named_variant_or_the_higher_cas_with_ties_to_the_default():
+    """Check "best" picks the higher classification accuracy score, a tie the default, a name itself."""
+    cas = {"conditional": {"accuracy": 0.30}, "per_class": {"accuracy": 0.45}}
+    assert choose_source("best", cas) == "per_class"
+    assert choose_source("best", {**cas, "per_class": {"accuracy": 0.20}}) == "conditional"
+    tied = {"per_class": {"accuracy": 0.4}, "conditional": {"accuracy": 0.4}}
+    assert choose_source("best", tied) == "conditional"
+    assert choose_source("best", tied, default="per_class") == "per_class"
+    assert choose_source("conditional", cas) == "conditional"
+    assert choose_source("best", {"conditional": {"accuracy": 0.1}}) == "conditional"
+
+
+@pytest.mark.parametrize(
+    ("requested", "message"), [("per_class", "compare_per_class=True"), ("biggest", "must be one of")]
+)
+def test_choose_source_says_what_to_change_for_a_variant_it_cannot_write(requested, message):
+    """Check an untrained or unknown variant is a one-line error naming the fix."""
+    with pytest.raises(ValueError, match=message):
+        choose_source(requested, {"conditional": {"accuracy": 0.3}})
+
+
 def test_chapter_02_writes_the_fidelity_checks_in_the_smoke_run(smoke_run):
     """Check fidelity.json: both GANs judged, the judge trained on real images only, CAS, filter."""
     import json
@@ -125,6 +146,12 @@ def test_chapter_02_writes_the_fidelity_checks_in_the_smoke_run(smoke_run):
     assert at_size["realism_fid_over_floor"] == pytest.approx(fid / floor)
     written = pd.read_csv(run.synthetic_manifest)
     assert sum(row["n"] for row in at_size["table"]) <= len(written)
+    # The smoke profile lets the higher classification accuracy score choose the written GAN.
+    source = saved["synthetic_source"]
+    assert source["requested"] == profile_parameters("smoke")["synthetic_source"] == "best"
+    scores = {variant: s["accuracy"] for variant, s in saved["classification_accuracy_score"].items()}
+    assert scores[source["written"]] == max(scores.values())
+    assert set(written["variant"]) == {source["written"]}
 
 
 @pytest.mark.slow

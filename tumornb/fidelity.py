@@ -34,6 +34,7 @@ from tumornb.paths import atomic_path
 __all__ = [
     "FILTER_CONFIDENCE",
     "REALISM_FID_RATIO",
+    "SOURCES",
     "TARGET_CLASS_RATIO",
     "TARGET_RATIO",
     "Fidelity",
@@ -42,6 +43,7 @@ __all__ = [
     "generator_table",
     "judge_encoder",
     "checks_record",
+    "choose_source",
     "keep_faithful",
     "realism_ratio",
     "record_judgement",
@@ -502,6 +504,61 @@ def classification_accuracy_score(
     }
 
 
+#: What chapter 02's ``synthetic_source`` may name: a GAN variant, or ``"best"`` to let
+#: :func:`choose_source` pick one.
+SOURCES = ("conditional", "per_class", "best")
+
+
+def choose_source(requested: str, cas: dict[str, dict], *, default: str = "conditional") -> str:
+    """Which GAN variant writes the synthetic images chapter 03 trains on.
+
+    ``"best"`` picks the variant whose images teach a classifier the most: the highest
+    classification accuracy score (:func:`classification_accuracy_score`), measured on
+    real validation images, so the test split plays no part in the choice. CAS rewards
+    both what fidelity measures (images that carry their class) and what it cannot see
+    (variety: a generator that draws one image per class fidelity would score 1 teaches
+    little). Ties go to ``default``.
+
+    Parameters
+    ----------
+    requested : {"conditional", "per_class", "best"}
+        A variant by name, or ``"best"``.
+    cas : dict of str to dict
+        Each trained variant's :func:`classification_accuracy_score` (``accuracy`` is read).
+    default : str, default="conditional"
+        The variant a tie goes to.
+
+    Returns
+    -------
+    str
+        A key of ``cas``.
+
+    Raises
+    ------
+    ValueError
+        If ``requested`` is not one of :data:`SOURCES`, or names a variant that was not trained.
+
+    Examples
+    --------
+    >>> choose_source("best", {"conditional": {"accuracy": 0.30}, "per_class": {"accuracy": 0.45}})
+    'per_class'
+    >>> choose_source("conditional", {"conditional": {"accuracy": 0.30}, "per_class": {"accuracy": 0.45}})
+    'conditional'
+    """
+    if requested not in SOURCES:
+        raise ValueError(f"synthetic_source must be one of {', '.join(SOURCES)}, got {requested!r}")
+    if requested != "best":
+        if requested not in cas:
+            raise ValueError(
+                f"synthetic_source={requested!r} needs that GAN trained; trained: {', '.join(cas)} "
+                "(set compare_per_class=True to train the per-class GANs too)"
+            )
+        return requested
+    # max() keeps the first of equals: put the default first.
+    order = sorted(cas, key=lambda variant: variant != default)
+    return max(order, key=lambda variant: cas[variant]["accuracy"])
+
+
 def checks_record(
     fidelity_of: dict[str, Fidelity],
     cas: dict[str, dict],
@@ -520,7 +577,7 @@ def checks_record(
     cas : dict of str to dict
         GAN variant to its :func:`classification_accuracy_score`.
     kept : ndarray of bool, shape (n_synthetic,)
-        Which of the conditional GAN's sample images :func:`keep_faithful` keeps.
+        Which sample images of the written variant (:func:`choose_source`) :func:`keep_faithful` keeps.
     written : DataFrame
         Per class of the written images: ``written``, ``faithful`` and what chapter 03 mixes in.
     judge_info : dict
