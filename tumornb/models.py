@@ -226,4 +226,7 @@ def compile_model(
         optimizer = keras.optimizers.AdamW(rate, weight_decay=1e-4, **averaging)
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile)
+    # Built now, not inside the first training step: an optimiser that creates its slots while
+    # tf.function traces the step makes TensorFlow trace the whole step twice (seconds per model).
+    model.optimizer.build(model.trainable_variables)
     return model
