@@ -66,6 +66,20 @@ def test_each_model_gets_its_own_recipe():
     assert float(schedule(50)) == pytest.approx(0.0, abs=1e-9)
 
 
+def test_the_training_step_is_traced_once():
+    """Check that fit traces train_step once: the optimiser's slots exist before the first step."""
+    import tensorflow as tf
+
+    model = compile_model(build_model("tumornb_cnn", 32), steps_per_epoch=2, epochs=1)
+    traced = []
+    step = model.train_step
+    model.train_step = lambda data: traced.append(1) or step(data)
+    x = np.zeros((4, 32, 32, 1), "float32")
+    y = tf.one_hot([0, 1, 2, 3], 4)
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    assert len(traced) == 1
+
+
 def test_models_reload_in_safe_mode_with_identical_predictions(tmp_path):
     images = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 1)).astype(np.float32)
     for name in MODELS:
