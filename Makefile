@@ -6,6 +6,8 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PROFILE ?= default
 RUN_DIR ?= runs/$(PROFILE)
+# pytest-xdist workers for `make test`; tests/conftest.py keeps work that shares a fixture on one.
+TEST_WORKERS ?= 2
 
 .PHONY: help venv browser book run ablation test test-fast lint format clean
 
@@ -51,7 +53,7 @@ browser:
 	fi
 
 test: lint browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow" tests

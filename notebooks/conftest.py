@@ -7,8 +7,21 @@ Each chapter's ``run_dir = None`` means the folder ``$TUMORNB_RUN_DIR`` names (s
 import os
 import shutil
 import tempfile
+from pathlib import Path
+
+import pytest
 
 from tumornb.paths import RUN_DIR_ENV
+
+NOTEBOOKS = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Keep the chapters on one xdist worker, in order: each reads what the one before wrote."""
+    for item in items:
+        if item.path.parent == NOTEBOOKS:
+            item.add_marker(pytest.mark.xdist_group("notebooks"))
 
 
 def pytest_configure(config):

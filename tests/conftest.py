@@ -9,6 +9,22 @@ import pytest
 from tumornb.phantom import write_phantom_dataset
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kaggle-sartaj-brain-mri"
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Group the tests for ``pytest -n 2`` (``make test``; ``--dist loadgroup`` is in pyproject.toml).
+
+    An xdist worker builds each fixture it needs itself, so the tests that read the
+    smoke run share one worker (the run takes minutes), and so do a file's tests
+    (its module fixtures).
+    """
+    for item in items:
+        if TESTS not in item.path.parents or item.get_closest_marker("xdist_group"):
+            continue
+        group = "smoke_run" if "smoke_run" in item.fixturenames else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
