@@ -47,6 +47,20 @@ def test_grad_cam_of_a_hand_built_model_is_the_image_or_nothing():
     np.testing.assert_allclose(explain.grad_cam(model, images, layer="features"), maps, atol=1e-6)
 
 
+def test_grad_cam_is_the_same_in_batches_of_any_size():
+    """Check that the padding of a last, partial batch changes no map (7 images in batches of 3)."""
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 255, (7, 32, 32)).astype(np.uint8)
+    model = build_model("tumornb_cnn", 32, 4)
+    targets = np.array([0, 1, 2, 3, 0, 1, 2])
+    whole = explain.grad_cam(model, images, targets)
+    np.testing.assert_allclose(explain.grad_cam(model, images, targets, batch_size=3), whole, atol=1e-5)
+    for i in (0, 6):  # alone, padded to nothing
+        np.testing.assert_allclose(
+            explain.grad_cam(model, images[i : i + 1], targets[i])[0], whole[i], atol=1e-5
+        )
+
+
 @pytest.mark.parametrize(("name", "expected_side"), [("tumornb_cnn", 8), ("seed_cnn", 14)])
 def test_default_feature_layer_is_the_last_map_of_at_least_8_cells(name, expected_side):
     """Check the default layer of both project models at 128 px."""

@@ -113,26 +113,34 @@ def grad_cam(
     if images.ndim != 4:
         raise ValueError(f"expected images of shape (n, side, side[, 1]), got {images.shape}")
     n, side = len(images), images.shape[1]
-    targets = None if class_index is None else np.broadcast_to(np.asarray(class_index), (n,))
+    # -1: the predicted class, chosen inside the graph
+    targets = np.full(n, -1) if class_index is None else np.broadcast_to(np.asarray(class_index), (n,))
     cam_model = _cam_model(model, layer or last_feature_layer(model))
     head = model.get_layer(OUTPUT_LAYER)
-    maps = np.zeros((n, side, side), np.float32)
-    for start in range(0, n, batch_size):
-        x = tf.convert_to_tensor(images[start : start + batch_size], tf.float32)
+
+    # One traced graph for every batch: run eagerly, the per-operation overhead cost more
+    # than the arithmetic on small images (29 s for 4,650 images of 32 px on 2 cores).
+    @tf.function
+    def batch_cams(x: tf.Tensor, wanted: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             features, hidden = cam_model(x, training=False)
             tape.watch(features)
             logits = tf.matmul(tf.cast(hidden, tf.float32), head.kernel) + head.bias
-            chosen = (
-                tf.argmax(logits, axis=1)
-                if targets is None
-                else tf.constant(targets[start : start + len(x)], tf.int64)
-            )
+            chosen = tf.where(wanted < 0, tf.argmax(logits, axis=1), wanted)
             score = tf.reduce_sum(tf.gather(logits, chosen, axis=1, batch_dims=1))
         grads = tape.gradient(score, features)
         weights = tf.reduce_mean(tf.cast(grads, tf.float32), axis=(1, 2), keepdims=True)
-        cams = tf.nn.relu(tf.reduce_sum(weights * tf.cast(features, tf.float32), axis=-1)).numpy()
-        for i, cam in enumerate(cams, start=start):
+        return tf.nn.relu(tf.reduce_sum(weights * tf.cast(features, tf.float32), axis=-1))
+
+    size = max(1, min(batch_size, n))
+    maps = np.zeros((n, side, side), np.float32)
+    for start in range(0, n, size):
+        x, wanted = images[start : start + size], targets[start : start + size]
+        missing = size - len(x)  # the last batch is padded, so one graph serves every batch
+        x = np.concatenate([x, np.zeros((missing, *x.shape[1:]), x.dtype)])
+        wanted = np.concatenate([wanted, np.zeros(missing, wanted.dtype)])
+        cams = batch_cams(tf.constant(x, tf.float32), tf.constant(wanted, tf.int64)).numpy()
+        for i, cam in enumerate(cams[: size - missing], start=start):
             maps[i] = cv2.resize(cam, (side, side), interpolation=cv2.INTER_LINEAR)
     peak = maps.max(axis=(1, 2), keepdims=True)
     return np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
