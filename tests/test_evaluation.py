@@ -1,6 +1,8 @@
 """Calibration, leakage filtering and the prediction file of chapter 04."""
 
+import gc
 import json
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ from tumornb.evaluation import (
     fit_temperature,
     leakage_composition,
     leaking_test_rows,
+    predict_proba,
     reliability_table,
     temperature_effect,
     write_json,
@@ -190,3 +193,23 @@ def test_leakage_effect_subtracts_the_leak_free_value_from_all_images():
     composition = leakage_composition(np.array([0, 0, 1, 2]), np.array([0, 0, 1, 0], bool), ["a", "b", "c"])
     assert missing_classes_note(composition).startswith("No b test images")
     assert missing_classes_note(leakage_composition(np.array([0, 1]), np.zeros(2, bool), ["a", "b"])) == ""
+
+
+def test_predict_proba_is_the_model_follows_its_weights_and_lets_it_go():
+    """Check the traced forward pass: equal to calling the model, up to date, not keeping it alive."""
+    from tumornb.models import build_model
+
+    model = build_model("tumornb_cnn", 32, 4)
+    images = np.random.default_rng(0).integers(0, 255, (5, 32, 32)).astype(np.uint8)
+    x = images[..., None].astype(np.float32)
+    np.testing.assert_allclose(
+        predict_proba(model, images, batch_size=2), model(x, training=False), atol=1e-6
+    )
+    model.get_layer("probabilities").bias.assign([4.0, 0.0, 0.0, -4.0])  # after the trace
+    np.testing.assert_allclose(
+        predict_proba(model, images, batch_size=2), model(x, training=False), atol=1e-6
+    )
+    model_alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert model_alive() is None

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tumornb.backend import keras, tf
+from tumornb.backend import keras
 from tumornb.data import UnreadableImage, load_image_file, preprocessing_spec
-from tumornb.evaluation import predict_in_batches
+from tumornb.evaluation import predict_in_batches, traced_forward
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -76,15 +76,6 @@ class Predictor:
     image_size: int
     info: dict
 
-    def __post_init__(self) -> None:
-        side = self.image_size
-        # One traced graph for every batch size: no retracing, and none of the per-call
-        # overhead of Model.predict (which builds a dataset each call), so batch 1 is fast.
-        self._forward = tf.function(
-            lambda x: self.model(x, training=False),
-            input_signature=[tf.TensorSpec((None, side, side, 1), tf.float32)],
-        )
-
     def predict_proba(self, images: np.ndarray, *, batch_size: int = 64, flip: bool = False) -> np.ndarray:
         """Class probabilities of preprocessed images (``(n, side, side)`` uint8).
 
@@ -98,7 +89,7 @@ class Predictor:
             )
         if not len(images):
             return np.empty((0, len(self.class_names)))
-        return predict_in_batches(self._forward, images, batch_size=batch_size, flip=flip)
+        return predict_in_batches(traced_forward(self.model), images, batch_size=batch_size, flip=flip)
 
     def read(self, paths: Iterable[str | os.PathLike[str]], *, n_jobs: int | None = None) -> Iterator:
         """Yield ``(path, image or None, error)`` per file, preprocessed as in training, in order."""
@@ -217,9 +208,6 @@ class EnsemblePredictor(Predictor):
     """
 
     members: list[Predictor] = field(default_factory=list)
-
-    def __post_init__(self) -> None:  # the members hold the traced networks
-        pass
 
     def predict_proba(self, images: np.ndarray, *, batch_size: int = 64, flip: bool = False) -> np.ndarray:
         """The mean of the members' class probabilities."""
