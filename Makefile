@@ -14,7 +14,7 @@ TEST_WORKERS ?= 2
 help:
 	@echo "make book   set up $(VENV), run every chapter on the phantom data (profile $(PROFILE)), build _build/html"
 	@echo "make ablation  after make book: train chapter 04's ablation (variants x seeds), re-run 04-05, rebuild"
-	@echo "make test   set up $(VENV), lint, install Chromium where possible, run the whole test suite"
+	@echo "make test   set up $(VENV), lint, install Chromium where possible, run the whole test suite ($(TEST_WORKERS) workers)"
 	@echo "make lint   ruff check and format check"
 
 # The stamp is newer than pyproject.toml once the install has finished; an interrupted

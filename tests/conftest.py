@@ -14,17 +14,27 @@ TESTS = Path(__file__).resolve().parent
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
-    """Group the tests for ``pytest -n 2`` (``make test``; ``--dist loadgroup`` is in pyproject.toml).
+    """Group and order the tests for ``pytest -n 2`` (``make test``).
 
     An xdist worker builds each fixture it needs itself, so the tests that read the
     smoke run share one worker (the run takes minutes), and so do a file's tests
-    (its module fixtures).
+    (its module fixtures); ``notebooks/conftest.py`` keeps the chapters together.
+    Groups start in collection order (``--dist loadgroup --no-loadscope-reorder`` in
+    pyproject.toml), so the two longest, the smoke run's and the chapters', come first:
+    one starts on each worker, and the short ones fill in around them.
     """
     for item in items:
         if TESTS not in item.path.parents or item.get_closest_marker("xdist_group"):
             continue
         group = "smoke_run" if "smoke_run" in item.fixturenames else item.path.name
         item.add_marker(pytest.mark.xdist_group(group))
+
+    def start_order(item) -> int:
+        if TESTS.parent / "notebooks" in item.path.parents:
+            return 1
+        return 0 if "smoke_run" in item.fixturenames else 2
+
+    items.sort(key=start_order)  # stable: the chapters' cells keep their order
 
 
 @pytest.fixture(scope="session")

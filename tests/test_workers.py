@@ -33,7 +33,7 @@ def _pytest(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def test_chapters_share_one_group_and_so_do_the_smoke_run_readers(tmp_path):
-    """Check the groups: every notebook cell in one, each smoke-run reader in one, other tests by file."""
+    """Check the groups (the chapters, the smoke-run readers, other tests by file) and their order."""
     (tmp_path / "groups_plugin.py").write_text(GROUPS_PLUGIN)
     out = tmp_path / "groups.json"
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "GROUPS_OUT": str(out)}
@@ -55,6 +55,12 @@ def test_chapters_share_one_group_and_so_do_the_smoke_run_readers(tmp_path):
     sweep = {node.split("::")[1].split("[")[0]: g for node, g in groups.items() if "test_sweep.py" in node}
     assert sweep["test_sweep_of_chapters_03_04_gives_one_run_per_point_and_a_summary"] == ["smoke_run"]
     assert sweep["test_parse_grid_reads_lists_and_single_values"] == ["test_sweep.py"]
+    # The two longest groups start first, one on each worker.
+    assert list(dict.fromkeys(g[0] for g in groups.values()))[:3] == [
+        "smoke_run",
+        "notebooks",
+        "test_sweep.py",
+    ]
 
 
 def test_a_group_runs_on_one_worker():

@@ -419,6 +419,16 @@ def traced_forward(model) -> Callable:
     on small images (6,200 images of 32 px, flip included: 23 s against 4 s on 2 cores).
     Model.predict is no answer: it traces a new graph at every call, and chapter 04 calls
     it for each variant and seed (TensorFlow then warns about retracing).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A classifier taking ``(batch, side, side, 1)`` float32 images.
+
+    Returns
+    -------
+    callable
+        A ``tf.function`` of a float32 batch; the same one at every call for this model.
     """
     forward = _FORWARD_GRAPHS.get(model)
     if forward is None:
