@@ -56,7 +56,7 @@ test: lint browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 test-fast: venv
-	$(BIN)/python -m pytest -m "not slow" tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow" tests
 
 lint: venv
 	$(BIN)/ruff check tumornb tests notebooks benchmarks
