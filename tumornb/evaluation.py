@@ -412,13 +412,11 @@ _FORWARD_GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def traced_forward(model) -> Callable:
     """``model(x, training=False)`` as one graph for every batch size, traced once per model.
 
-    One graph for every batch size means no retracing, and none of the per-call overhead of
-    Model.predict (which builds a dataset at each call), so a batch of one is fast too.
-
-    Called eagerly, batch by batch, the per-operation overhead outweighs the arithmetic
-    on small images (6,200 images of 32 px, flip included: 23 s against 4 s on 2 cores).
-    Model.predict is no answer: it traces a new graph at every call, and chapter 04 calls
-    it for each variant and seed (TensorFlow then warns about retracing).
+    Called eagerly, batch by batch, the per-operation overhead outweighs the arithmetic on
+    small images (6,200 images of 32 px, flip included: 23 s against 4 s on 2 cores).
+    Model.predict traces a new graph and builds a dataset at every call, so chapter 04,
+    which scores each variant and seed, would retrace; one graph per model does neither,
+    and a batch of one stays fast.
 
     Parameters
     ----------
