@@ -19,6 +19,9 @@ names (default: all of them)
   images of a class that are as hard to tell apart as the real ones,
 * ``cbn+aux+ms``: ``cbn+aux`` with the mode-seeking term (``diversity_weight=1``), which rewards
   two noises for drawing two different images of one class,
+* ``cbn+aux+ms+augcls``: ``cbn+aux+ms`` whose auxiliary class head sees the images shifted
+  and mirrored (``DGAN(class_augment="shift,flip")``), as the judge's classifier sees its training
+  images; the realness score sees them as they are,
 * ``cbn+strong-aux+ms``: the same with three times the auxiliary loss's weight (``class_weight=3``):
   with the collapse held off by the mode-seeking term, can the class be pushed harder?
 * ``cbn+aux+da`` and ``cbn+aux+ms+da``: those two with differentiable augmentation (DiffAugment:
@@ -93,6 +96,13 @@ GENERATORS = {
     },
     "cbn+aux+ms": {
         "class_weight": 1.0,
+        "diversity_weight": 1.0,
+        "conditional_norm": True,
+        "learning_rate": None,
+    },
+    "cbn+aux+ms+augcls": {
+        "class_weight": 1.0,
+        "class_augment": "shift,flip",
         "diversity_weight": 1.0,
         "conditional_norm": True,
         "learning_rate": None,

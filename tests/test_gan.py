@@ -8,6 +8,7 @@ tf = pytest.importorskip("tensorflow")
 
 from tumornb.gan import (  # noqa: E402
     DGAN,
+    DIFF_AUGMENT_POLICY,
     build_discriminator,
     build_generator,
     diff_augment,
@@ -78,6 +79,16 @@ def test_diff_augment_policy_applies_only_the_named_transforms():
     np.testing.assert_array_equal(diff_augment(x, seed, "").numpy(), x.numpy())
 
 
+def test_flip_mirrors_some_images_left_to_right_and_leaves_the_others():
+    x, _ = _real_batch(16)
+    flipped = diff_augment(tf.constant(x), tf.constant([1, 2], tf.int64), "flip").numpy()
+    mirrored = np.array([np.array_equal(f, image[:, ::-1]) for f, image in zip(flipped, x, strict=True)])
+    kept = np.array([np.array_equal(f, image) for f, image in zip(flipped, x, strict=True)])
+    assert (mirrored ^ kept).all()  # each image is one or the other (random images are not symmetric)
+    assert 0 < mirrored.sum() < len(x)
+    assert "flip" not in DIFF_AUGMENT_POLICY.split(",")  # augment=True keeps DiffAugment's own policy
+
+
 def test_an_unknown_diff_augment_transform_is_a_clear_error():
     with pytest.raises(ValueError, match="rotate"):
         DGAN(SIDE, 4, latent_dim=16, width=8, augment="shift,rotate")
@@ -140,6 +151,29 @@ def test_the_auxiliary_class_loss_enters_the_discriminator_step_and_trains_its_c
     _, _, logs_capped = one_step(2.0, class_confidence=0.8)
     assert logs_capped["d_loss"] == pytest.approx(logs_on["d_loss"], rel=1e-5)
     assert logs_capped["g_class_loss"] == pytest.approx(logs_on["g_class_loss"] + np.log(0.8), rel=1e-4)
+
+
+def test_class_augment_changes_what_the_class_head_sees_and_not_the_realness_score():
+    """One step from equal weights and seeds, with the class head shown plain or mirrored images."""
+    images, labels = _real_batch(16, 4)
+
+    def one_step(class_augment):
+        keras.utils.set_random_seed(0)
+        gan = DGAN(
+            SIDE, 4, latent_dim=16, width=8, augment=False, class_weight=1.0,
+            class_augment=class_augment, seed=0,
+        )  # fmt: skip
+        gan.compile()
+        return {k: float(v) for k, v in gan.train_step((tf.constant(images), tf.constant(labels))).items()}
+
+    plain, mirrored = one_step(""), one_step("flip")
+    assert mirrored["real_score"] == pytest.approx(plain["real_score"], rel=1e-6)
+    assert mirrored["d_class_loss"] != pytest.approx(plain["d_class_loss"], rel=1e-4)
+    # The discriminator's loss is the hinge loss (equal) plus the class loss (different).
+    hinge = plain["d_loss"] - plain["d_class_loss"]
+    assert mirrored["d_loss"] == pytest.approx(hinge + mirrored["d_class_loss"], rel=1e-5)
+    with pytest.raises(ValueError, match="rotate"):
+        DGAN(SIDE, 4, latent_dim=16, width=8, class_weight=1.0, class_augment="flip,rotate")
 
 
 def test_the_twin_classifier_learns_generated_classes_and_is_subtracted_for_the_generator():
