@@ -84,6 +84,23 @@ def test_local_cluster_runs_tasks_reports_a_failure_and_skips_finished_ones(tmp_
     assert lines[0].endswith("to run on 2 Dask worker(s)")
 
 
+def test_a_local_cluster_starts_while_another_holds_the_default_http_port(tmp_path):
+    """Check a second cluster on the machine (a parallel test, another user) does not block ours."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            holder.bind(("", 8787))  # Dask's default port for the scheduler's HTTP server
+            holder.listen()
+        except OSError:
+            pass  # already held by another process: the same situation
+        task = _write_task(tmp_path, "a", "ran")
+        with dask_client(workers=1) as client:
+            assert run_tasks([task], client, log=lambda line: None).finished == ["a"]
+    assert (tmp_path / "a" / "out.txt").read_text() == "ran"
+
+
 def test_task_keys_must_be_unique(tmp_path):
     """Check that two tasks with one key are refused before anything is submitted."""
     task = _write_task(tmp_path, "a")

@@ -1,4 +1,6 @@
 import json
+import os
+from pathlib import Path
 
 import nbformat
 import pandas as pd
@@ -207,6 +209,20 @@ def test_a_chapter_reports_its_epochs_to_the_terminal(tmp_path, capfd):
     assert not list((tmp_path / "run").glob(".*progress"))  # the progress file is gone
     execute_notebook(tmp_path / "01_a.ipynb", tmp_path / "run" / "01_a.ipynb", {}, progress=False)
     assert "training: epoch 1/2" not in capfd.readouterr().err
+
+
+@pytest.mark.skipif(os.name == "nt", reason="kernels talk over TCP on Windows, which has no ipc transport")
+def test_a_chapter_kernel_talks_over_its_own_unix_sockets_and_leaves_none(tmp_path):
+    """Check the kernel's transport is ipc (no TCP ports to race for) and its socket folder goes."""
+    from tumornb.execute import execute_notebook
+
+    connection = "from ipykernel import get_connection_info\nprint(get_connection_info())"
+    _notebook(tmp_path / "01_a.ipynb", connection)
+    executed = execute_notebook(tmp_path / "01_a.ipynb", tmp_path / "run" / "01_a.ipynb", {})
+    info = json.loads(nbformat.read(executed, as_version=4).cells[-1].outputs[0]["text"])
+    assert info["transport"] == "ipc"
+    folder = Path(info["ip"]).parent
+    assert folder.name.startswith("tumornb-kernel-") and not folder.exists()
 
 
 def test_benchmark_records_are_read_by_name_in_order_and_none_is_empty(tmp_path):

@@ -279,6 +279,9 @@ def dask_client(scheduler: str | None = None, *, workers: int = 1) -> Iterator[A
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            # The scheduler serves health checks over HTTP even with no dashboard, on port 8787
+            # unless told otherwise; a second cluster on the machine would then fail to start.
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.CRITICAL,  # a task's error is reported once, by run_tasks
         ) as cluster,
         Client(cluster) as client,

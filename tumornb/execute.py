@@ -10,12 +10,16 @@ what an interrupted or failed execution leaves behind:
 - when a cell raised, it becomes ``NAME.failed.ipynb`` and :class:`ExecutionFailed`
   names the notebook, the cell and the error;
 - when the process is interrupted, no ``NAME.ipynb`` is left to look current.
+
+Kernels talk to papermill over Unix-domain sockets (:data:`KERNEL_TRANSPORT`), so
+notebooks executed at once, e.g. by two Dask workers, never race for TCP ports.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +29,7 @@ from tumornb.progress import PROGRESS_ENV, follow
 
 __all__ = [
     "KERNEL_ENV",
+    "KERNEL_TRANSPORT",
     "ExecutionFailed",
     "declared_parameters",
     "execute_notebook",
@@ -38,6 +43,10 @@ KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
 # ipykernel warns at every start that a local kernel talks over TCP without encryption; a cell's
 # error still reaches papermill, which reports it, so the kernel logs only its own errors.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# Over TCP, jupyter_client picks a kernel's five ports by binding and releasing them before the kernel
+# binds them itself, so kernels started at once by Dask workers or parallel tests can race for a port
+# ("ZMQError: Address already in use"). Unix-domain sockets in a folder of the kernel's own cannot.
+KERNEL_TRANSPORT = "tcp" if os.name == "nt" else "ipc"
 
 
 class ExecutionFailed(RuntimeError):
@@ -152,7 +161,11 @@ def execute_notebook(
     progress_file.unlink(missing_ok=True)
     followed = {PROGRESS_ENV: str(progress_file)} if progress else {}
     try:
-        with kernel_environment(followed), _following(progress_file, progress):
+        with (
+            kernel_environment(followed),
+            _following(progress_file, progress),
+            _kernel_config() as config,
+        ):
             papermill.execute_notebook(
                 str(notebook),
                 str(partial),
@@ -162,6 +175,7 @@ def execute_notebook(
                 progress_bar=progress,
                 log_output=False,
                 extra_arguments=KERNEL_ARGUMENTS,
+                config=config,
             )
     except PapermillExecutionError as exc:
         os.replace(partial, failed)
@@ -176,6 +190,19 @@ def execute_notebook(
         progress_file.unlink(missing_ok=True)
     os.replace(partial, output)
     return output
+
+
+@contextmanager
+def _kernel_config() -> Iterator[Any]:
+    """The kernel manager's configuration: :data:`KERNEL_TRANSPORT`, with ipc sockets in a fresh folder."""
+    from traitlets.config import Config
+
+    if KERNEL_TRANSPORT != "ipc":
+        yield Config()
+        return
+    # A short path of its own: a socket's path has a limit of about 100 characters.
+    with tempfile.TemporaryDirectory(prefix="tumornb-kernel-") as folder:
+        yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})
 
 
 @contextmanager
