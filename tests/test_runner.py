@@ -225,6 +225,22 @@ def test_a_chapter_kernel_talks_over_its_own_unix_sockets_and_leaves_none(tmp_pa
     assert folder.name.startswith("tumornb-kernel-") and not folder.exists()
 
 
+def test_a_temporary_directory_too_long_for_a_socket_falls_back_to_tcp(tmp_path, monkeypatch):
+    """Check the kernel configuration: ipc sockets under a short $TMPDIR, TCP under a long one."""
+    from tumornb import execute
+
+    def transport(temporary_dir: Path) -> str:
+        monkeypatch.setattr(execute.tempfile, "tempdir", str(temporary_dir))
+        with execute._kernel_config() as config:
+            return config.get("KernelManager", {}).get("transport", "tcp")
+
+    monkeypatch.setattr(execute, "KERNEL_TRANSPORT", "ipc")
+    (tmp_path / ("x" * 100)).mkdir()
+    assert transport(tmp_path / ("x" * 100)) == "tcp"
+    short = Path("/tmp") if Path("/tmp").is_dir() else pytest.skip("no /tmp for a short temporary directory")
+    assert transport(short) == "ipc"
+
+
 def test_benchmark_records_are_read_by_name_in_order_and_none_is_empty(tmp_path):
     """Check matching records come back parsed and sorted; other names and a missing folder do not."""
     for name, value in [("bench_gan_b.json", 2), ("bench_gan_a.json", 1), ("bench_recipe.json", 3)]:

@@ -47,6 +47,7 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 # binds them itself, so kernels started at once by Dask workers or parallel tests can race for a port
 # ("ZMQError: Address already in use"). Unix-domain sockets in a folder of the kernel's own cannot.
 KERNEL_TRANSPORT = "tcp" if os.name == "nt" else "ipc"
+IPC_PATH_LIMIT = 100
 
 
 class ExecutionFailed(RuntimeError):
@@ -194,15 +195,23 @@ def execute_notebook(
 
 @contextmanager
 def _kernel_config() -> Iterator[Any]:
-    """The kernel manager's configuration: :data:`KERNEL_TRANSPORT`, with ipc sockets in a fresh folder."""
+    """The kernel manager's configuration: :data:`KERNEL_TRANSPORT`, with ipc sockets in a fresh folder.
+
+    The folder is made in the temporary directory; where its path would be too long for
+    a socket, the kernel talks over TCP instead.
+    """
     from traitlets.config import Config
 
     if KERNEL_TRANSPORT != "ipc":
         yield Config()
         return
-    # A short path of its own: a socket's path has a limit of about 100 characters.
     with tempfile.TemporaryDirectory(prefix="tumornb-kernel-") as folder:
-        yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})
+        sockets = os.path.join(folder, "kernel")
+        # A socket's path holds at most 104 bytes (macOS; 108 on Linux), with "-5" after this one.
+        if len(os.fsencode(sockets)) > IPC_PATH_LIMIT:
+            yield Config()  # a long $TMPDIR: TCP, as on Windows
+        else:
+            yield Config({"KernelManager": {"transport": "ipc", "ip": sockets}})
 
 
 @contextmanager
