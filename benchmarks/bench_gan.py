@@ -34,6 +34,10 @@ names (default: all of them)
   judge's), adds its cross-entropy on the intended classes to the generator's loss: the class
   signal is there from the first step, where the auxiliary head has to learn it alongside;
   the guide's training time is reported beside the generator's (``guide s``);
+* ``cbn+rguide+ms``: ``cbn+guide+ms`` with the guide fine-tuned on adversarial images first
+  (:func:`tumornb.adversarial.adversarial_finetune`, L2 radius 0.25, 10 epochs): a robust
+  classifier's gradients look more like its classes (Santurkar et al., 2019), so following them
+  may draw what the judge, too, recognises; the fine-tuning's time counts in ``guide s``;
 * ``cbn+aux+ms+features``: ``cbn+aux+ms`` with a second discriminator on the guide's frozen
   penultimate features (``DGAN(feature_net=)``, as Vision-aided GAN does with pretrained networks):
   fake features must match real ones class by class, where the guide's cross-entropy alone asks
@@ -135,6 +139,12 @@ GENERATORS = {
     },
     "cbn+guide+ms": {
         "guide": True,
+        "diversity_weight": 1.0,
+        "conditional_norm": True,
+        "learning_rate": None,
+    },
+    "cbn+rguide+ms": {
+        "guide": "robust",
         "diversity_weight": 1.0,
         "conditional_norm": True,
         "learning_rate": None,
@@ -292,6 +302,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from tumornb import evaluation, fidelity, quality
+    from tumornb.adversarial import adversarial_finetune
     from tumornb.datasets import real_training_set
     from tumornb.runner import write_benchmark_record
 
@@ -370,7 +381,12 @@ def main() -> None:
                     real, work / f"guide-{seed}", epochs=args.judge_epochs, seed=seed + 1
                 )
                 guide_seconds = guide.info["wall_seconds"]  # also when reused from an earlier generator
-                if wants_guide:
+                if wants_guide == "robust":
+                    started = time.perf_counter()
+                    x, y = real.x_train, real.y_train  # training images only, as the guide's own
+                    options["guide"] = adversarial_finetune(guide.model, x, y, seed=seed)
+                    guide_seconds += time.perf_counter() - started
+                elif wants_guide:
                     options["guide"] = guide.model
                 if wants_features:
                     options["feature_net"] = fidelity.judge_encoder(guide.model)
