@@ -110,7 +110,7 @@ def adversarial_finetune(
     radius : float, default=0.25
         The attack's L2 radius in [0, 1] units. On the embedded data at 64 px, 0.25 kept
         the guide's validation accuracy (0.84 to 0.87 in 10 epochs) where 0.5 and 1.0 lost it
-        (0.69 and 0.29; one run each, 2026-12-07).
+        (0.69 after 10 epochs, 0.29 after 15; one run each, 2026-12-07).
     epochs, steps, learning_rate, batch_size, seed
         Passes over ``images``, the attack's gradient steps, Adam's step, images per
         step, and the seed of the shuffling and the augmentation.
