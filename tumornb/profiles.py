@@ -11,12 +11,6 @@ the data decides how long it trains. ``epochs`` is the most it may run and
 the cool-down starts in time to end within both. ``train.json`` records the
 budget, the epochs and steps used, and what started the cool-down.
 
-Chapter 02's GANs and its judge and CAS classifiers have a budget too, in images
-shown: ``gan_image_budget`` and ``judge_image_budget`` (epochs times training
-images, see :func:`epochs_within`). ``gan_epochs`` and ``judge_epochs`` are the most
-epochs; on a larger download the budget trains fewer, so chapter 02's time does not
-grow with the number of images while each network still takes about as many steps.
-
 ========  ==============================================================
 smoke     CI: the whole book in a few minutes on 2 CPU cores
 default   the README's main command: a meaningful result on the embedded
@@ -30,7 +24,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-__all__ = ["PROFILES", "epochs_within", "parse_override", "profile_parameters"]
+__all__ = ["PROFILES", "parse_override", "profile_parameters"]
 
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
@@ -46,12 +40,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "gan_image_size": 32,
         "gan_width": 8,
         "gan_epochs": 2,
-        "gan_image_budget": 150,  # binds: its ~136 training images get 1 epoch (CI checks the budget)
         "gan_augment": True,
         "compare_per_class": True,
         "synthetic_source": "best",
         "judge_epochs": 2,
-        "judge_image_budget": None,
         "n_boot": 200,
         "ablation_seeds": [0, 1],
         # CI: the two variants of the method itself; unit tests cover the other two variants' data.
@@ -71,12 +63,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "gan_image_size": 64,
         "gan_width": 16,
         "gan_epochs": 30,
-        "gan_image_budget": 31_000,  # the phantom's 1,028 training images: the 30 epochs
         "gan_augment": False,
         "compare_per_class": True,
         "synthetic_source": "best",
         "judge_epochs": 40,
-        "judge_image_budget": 42_000,  # the phantom's 1,028 training images: the 40 epochs
         "n_boot": 1000,
         "ablation_seeds": [0, 1, 2, 3, 4],
         "ablation_variants": None,  # every variant of tumornb.ablation.VARIANTS
@@ -95,12 +85,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "gan_image_size": 128,
         "gan_width": 32,
         "gan_epochs": 200,
-        "gan_image_budget": None,
         "gan_augment": True,
         "compare_per_class": True,
         "synthetic_source": "best",
         "judge_epochs": 60,
-        "judge_image_budget": None,
         "n_boot": 2000,
         "ablation_seeds": [0, 1, 2, 3, 4],
         "ablation_variants": None,  # every variant of tumornb.ablation.VARIANTS
@@ -129,45 +117,6 @@ def profile_parameters(name: str) -> dict[str, Any]:
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
     return dict(PROFILES[name])
-
-
-def epochs_within(epochs: int, n_images: int, image_budget: int | None) -> int:
-    """The epochs of training that show at most ``image_budget`` images in all.
-
-    Parameters
-    ----------
-    epochs : int
-        The most epochs, whatever the budget.
-    n_images : int
-        Training images per epoch.
-    image_budget : int or None
-        The most images shown in all (epochs times ``n_images``); None: no limit.
-
-    Returns
-    -------
-    int
-        ``min(epochs, image_budget // n_images)``, and at least 1.
-
-    Raises
-    ------
-    ValueError
-        If ``epochs``, ``n_images`` or ``image_budget`` is below 1.
-
-    Examples
-    --------
-    The default profile's GAN budget gives the phantom's 1,028 training images their 30
-    epochs and a download of 5,700 images five:
-
-    >>> epochs_within(30, 1028, 31_000), epochs_within(30, 5700, 31_000), epochs_within(30, 5700, None)
-    (30, 5, 30)
-    """
-    if epochs < 1 or n_images < 1:
-        raise ValueError(f"epochs and n_images must be at least 1, got {epochs} and {n_images}")
-    if image_budget is None:
-        return epochs
-    if image_budget < 1:
-        raise ValueError(f"an image budget must be at least 1 image (None: no limit), got {image_budget}")
-    return max(1, min(epochs, image_budget // n_images))
 
 
 def parse_override(text: str) -> tuple[str, Any]:
